@@ -1,0 +1,46 @@
+//! `umqtt`: a `no_std`, zero-allocation MQTT 3.1.1 client for
+//! microcontrollers and hosts.
+//!
+//! Three floors, each usable alone:
+//!
+//! - [`packet`]: the zero-copy codec for all 14 control packets, plus
+//!   [`topic`] validation and matching;
+//! - [`session`]: the sans-I/O protocol state (packet identifiers,
+//!   in-flight QoS 1 messages, keepalive), driven by plain function calls;
+//! - [`Client`]: the async client over any `embedded-io-async` transport,
+//!   with the small API of MicroPython's `umqtt.simple`.
+//!
+//! ```
+//! use umqtt::packet::{self, Packet};
+//! use umqtt::topic::{TopicFilter, TopicName};
+//!
+//! let filter = TopicFilter::new("sensors/+/temp")?;
+//! assert!(filter.matches(&TopicName::new("sensors/01/temp")?));
+//!
+//! let mut buf = [0u8; 2];
+//! let len = packet::encode(&Packet::PingReq, &mut buf)?;
+//! assert_eq!(&buf[..len], &[0xc0, 0x00]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+mod fmt;
+pub mod packet;
+pub mod session;
+pub mod topic;
+mod client;
+#[cfg(feature = "mock")]
+pub mod mock;
+#[cfg(feature = "tls")]
+pub mod tls;
+
+pub use client::{
+    Client, ConnectOptions, Error, MAX_SUBSCRIBE_TOPICS, Oversize, ProtocolError, ReturnCodes, State,
+};
+pub use packet::{ProtocolLevel, Publish, QoS, SubscribeReturnCode, SubscribeTopic};
