@@ -1,0 +1,149 @@
+//! The client's [`Error`] and connection [`State`].
+
+use core::fmt;
+
+use crate::packet::{ConnectReturnCode, EncodeError, Malformed, PacketType};
+
+/// Connection state, like QuecPython's `get_mqttsta`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum State {
+    /// Never connected, or closed by `disconnect`.
+    Disconnected,
+    /// CONNECT sent, CONNACK not yet received.
+    Connecting,
+    /// CONNACK accepted the connection.
+    Connected,
+    /// The connection broke (transport error, end of stream, protocol
+    /// violation, keepalive expiry, refusal). Call `reconnect` with a new
+    /// transport.
+    Failed,
+}
+
+/// What the server did that the specification forbids. The client closes
+/// the connection (its state becomes [`State::Failed`]), as section 4.8
+/// requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ProtocolError {
+    /// A packet that can never be valid.
+    Malformed(Malformed),
+    /// A packet a server must not send to a client, or not now: CONNECT,
+    /// SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT, QoS 2 flow packets,
+    /// a second CONNACK, or anything before CONNACK `[MQTT-3.2.0-1]`.
+    UnexpectedPacket(PacketType),
+    /// A QoS 2 PUBLISH, though the client never subscribes above QoS 1
+    /// `[MQTT-3.8.4-6]`.
+    QoS2Publish,
+    /// A SUBACK with a different number of return codes than the
+    /// SUBSCRIBE had topic filters `[MQTT-3.8.4-5]`.
+    SubAckCountMismatch,
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(m) => write!(f, "malformed packet: {m}"),
+            Self::UnexpectedPacket(t) => write!(f, "unexpected {t:?} packet"),
+            Self::QoS2Publish => f.write_str("QoS 2 PUBLISH without a QoS 2 subscription"),
+            Self::SubAckCountMismatch => f.write_str("SUBACK return code count differs from SUBSCRIBE"),
+        }
+    }
+}
+
+/// An inbound packet larger than the receive buffer: drained from the
+/// transport (and a QoS 1 PUBLISH acknowledged), the connection kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Oversize {
+    /// Packet type.
+    pub packet_type: PacketType,
+    /// Total packet length in bytes.
+    pub size: usize,
+    /// Topic length of a PUBLISH, when the buffer could hold its start.
+    pub topic_len: Option<u16>,
+    /// Whether a PUBACK was sent for it.
+    pub acknowledged: bool,
+}
+
+/// Everything a client call can fail with. `E` is the transport's error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Error<E> {
+    /// The transport failed. Fatal.
+    Transport(E),
+    /// The transport reached end of stream (the broker closed). Fatal.
+    ConnectionClosed,
+    /// The server broke the protocol. Fatal.
+    Protocol(ProtocolError),
+    /// The broker refused CONNECT with this return code. Fatal.
+    Refused(ConnectReturnCode),
+    /// No PINGRESP or other packet within 1.5 × keepalive. Fatal.
+    KeepAliveTimeout,
+    /// The acknowledgment did not arrive within the ack timeout. The
+    /// connection stays up (except when CONNACK is late: then the state is
+    /// [`State::Failed`]); an unacknowledged QoS 1 PUBLISH stays stored
+    /// and is resent by `reconnect`.
+    Timeout,
+    /// The broker answered SUBSCRIBE with 0x80 (failure).
+    SubscribeRefused,
+    /// An inbound packet did not fit the receive buffer; it was drained and
+    /// acknowledged, the connection kept.
+    PacketTooLarge(Oversize),
+    /// The outgoing packet does not fit the transmit buffer.
+    BufferTooSmall {
+        /// Bytes the packet (plus stored QoS 1 publishes) needs.
+        needed: usize,
+    },
+    /// The arguments would make an invalid packet (a wildcard in a topic
+    /// name, an empty topic, QoS 2, ...). Nothing was sent.
+    InvalidArgument(Malformed),
+    /// The call needs a connected client.
+    NotConnected,
+}
+
+impl<E> Error<E> {
+    /// Whether the connection is gone: reconnect before going on.
+    pub const fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Self::Transport(_)
+                | Self::ConnectionClosed
+                | Self::Protocol(_)
+                | Self::Refused(_)
+                | Self::KeepAliveTimeout
+        )
+    }
+}
+
+impl<E> From<EncodeError> for Error<E> {
+    fn from(e: EncodeError) -> Self {
+        match e {
+            EncodeError::BufferTooSmall { needed } => Self::BufferTooSmall { needed },
+            EncodeError::Invalid(m) => Self::InvalidArgument(m),
+        }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Transport(e) => write!(f, "transport error: {e:?}"),
+            Self::ConnectionClosed => f.write_str("connection closed by peer"),
+            Self::Protocol(p) => write!(f, "protocol violation: {p}"),
+            Self::Refused(code) => write!(f, "connection refused: {code}"),
+            Self::KeepAliveTimeout => f.write_str("keepalive timeout: broker not answering"),
+            Self::Timeout => f.write_str("acknowledgment timeout"),
+            Self::SubscribeRefused => f.write_str("subscription refused by broker (0x80)"),
+            Self::PacketTooLarge(o) => match o.topic_len {
+                Some(t) => write!(f, "inbound {:?} of {} bytes (topic {t} bytes) exceeds the receive buffer", o.packet_type, o.size),
+                None => write!(f, "inbound {:?} of {} bytes exceeds the receive buffer", o.packet_type, o.size),
+            },
+            Self::BufferTooSmall { needed } => write!(f, "transmit buffer too small, {needed} bytes needed"),
+            Self::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Self::NotConnected => f.write_str("not connected"),
+        }
+    }
+}
+
+impl<E: fmt::Debug> core::error::Error for Error<E> {}

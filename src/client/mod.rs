@@ -1,0 +1,469 @@
+//! The async client: the `umqtt.simple` API over any `embedded-io-async`
+//! transport.
+//!
+//! ```no_run
+//! # async fn run<T: embedded_io_async::Read + embedded_io_async::Write>(socket: T)
+//! # -> Result<(), umqtt::Error<T::Error>> {
+//! use umqtt::{Client, ConnectOptions, Publish, QoS};
+//!
+//! let mut rx = [0u8; 1024];
+//! let mut tx = [0u8; 1024];
+//! let opts = ConnectOptions::new("esp32-c3-01").keep_alive_secs(60);
+//! let mut client = Client::new(socket, &mut rx, &mut tx, |msg: &Publish<'_>| {
+//!     // topic, payload, qos, retain, dup, borrowed from `rx`
+//!     let _ = (msg.topic, msg.payload);
+//! });
+//! client.connect(&opts).await?;
+//! client.subscribe("sensors/+/cmd", QoS::AtLeastOnce).await?;
+//! client.publish("sensors/01/temp", b"{\"msg\": 1}", QoS::AtLeastOnce, false).await?;
+//! loop {
+//!     client.wait_msg().await?;
+//! }
+//! # }
+//! ```
+//!
+//! Every call is cancel-safe (given a transport whose `read` and `write`
+//! are, as embassy-net's `TcpSocket` and tokio's are): dropping a call's
+//! future loses no received byte and never leaves half a packet on the
+//! wire; the next call carries on.
+
+mod drain;
+mod error;
+mod io;
+mod options;
+
+pub use error::{Error, Oversize, ProtocolError, State};
+pub use options::ConnectOptions;
+
+use embassy_time::{Duration, Instant};
+use embedded_io_async::{Read, Write};
+
+use crate::packet::{
+    ConnectReturnCode,     List, Packet, PacketId, PacketType, Publish, QoS, Subscribe, SubscribeReturnCode, SubscribeTopic,
+    Unsubscribe,
+};
+use crate::session::{KeepAlive, Outbox, PacketIds};
+use io::{CONTROL_RESERVE, Event};
+
+/// Most topic filters in one `subscribe_many` call.
+pub const MAX_SUBSCRIBE_TOPICS: usize = 16;
+
+/// SUBACK return codes, one per filter of a `subscribe_many` call.
+pub type ReturnCodes = heapless::Vec<SubscribeReturnCode, MAX_SUBSCRIBE_TOPICS>;
+
+/// An MQTT 3.1.1 client over the transport `T`, delivering messages to the
+/// handler `H`.
+///
+/// The caller owns the buffers: `rx` holds one inbound packet (larger ones
+/// are drained and reported), `tx` holds one outbound packet plus the QoS 1
+/// publishes awaiting PUBACK, kept for resend after a reconnect.
+pub struct Client<'b, T, H> {
+    transport: T,
+    handler: H,
+    rx: &'b mut [u8],
+    rx_start: usize,
+    rx_end: usize,
+    /// Progress through an oversize inbound packet being discarded.
+    drain: Option<drain::Drain>,
+    tx: &'b mut [u8],
+    outbox: Outbox,
+    /// Range of `tx` being written; `start == end` means a flush is due.
+    write: Option<(usize, usize)>,
+    ids: PacketIds,
+    keep_alive: KeepAlive,
+    state: State,
+    ack_timeout: Duration,
+    max_in_flight: u16,
+    /// An oversize packet met while waiting for an ack, to report from the
+    /// next `wait_msg` or `check_msg`.
+    unreported: Option<Oversize>,
+    /// While connecting: `None` until CONNACK, then the offset in `tx` of
+    /// the next stored publish to resend.
+    resend_next: Option<usize>,
+    /// What CONNACK said.
+    session_present: bool,
+}
+
+impl<'b, T, H> Client<'b, T, H>
+where
+    T: Read + Write,
+    H: FnMut(&Publish<'_>),
+{
+    /// A client over `transport`, not yet connected.
+    pub fn new(transport: T, rx: &'b mut [u8], tx: &'b mut [u8], handler: H) -> Self {
+        Self {
+            transport,
+            handler,
+            rx,
+            rx_start: 0,
+            rx_end: 0,
+            drain: None,
+            tx,
+            outbox: Outbox::default(),
+            write: None,
+            ids: PacketIds::new(),
+            keep_alive: KeepAlive::new(0, Instant::from_ticks(0)),
+            state: State::Disconnected,
+            ack_timeout: Duration::from_secs(10),
+            max_in_flight: 16,
+            unreported: None,
+            resend_next: None,
+            session_present: false,
+        }
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The transport, for example to close it.
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// Number of QoS 1 publishes awaiting PUBACK.
+    pub fn in_flight(&self) -> usize {
+        self.outbox.count()
+    }
+
+    /// Whether the QoS 1 publish `id` still awaits its PUBACK.
+    pub fn is_in_flight(&self, id: PacketId) -> bool {
+        self.outbox.contains(self.tx, id)
+    }
+
+    fn ensure_connected(&self) -> Result<(), Error<T::Error>> {
+        if self.state == State::Connected { Ok(()) } else { Err(Error::NotConnected) }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        Some(Instant::now() + self.ack_timeout)
+    }
+
+    /// Sends CONNECT and waits for CONNACK. Returns whether the broker
+    /// resumed a stored session. With `clean_session` false, QoS 1
+    /// publishes still awaiting PUBACK from an earlier connection are resent
+    /// with DUP=1 and their packet identifiers `[MQTT-4.4.0-1]`; with
+    /// `clean_session` true they are discarded `[MQTT-3.1.2-6]`.
+    ///
+    /// A `connect` dropped before it returned is resumed by the next call
+    /// (with the same `opts`): CONNECT is sent once `[MQTT-3.1.0-2]` and the
+    /// resend goes on where it stopped. To start over on a new transport,
+    /// use [`reconnect`](Self::reconnect).
+    pub async fn connect(&mut self, opts: &ConnectOptions<'_>) -> Result<bool, Error<T::Error>> {
+        if self.state != State::Connecting {
+            self.start_connect(opts)?;
+        }
+        self.flush_pending().await?;
+        if self.resend_next.is_none() {
+            let ack = match self.next_event(self.deadline()).await {
+                Ok(Event::ConnAck(ack)) => ack,
+                Ok(_) => {
+                    let unexpected = ProtocolError::UnexpectedPacket(PacketType::ConnAck);
+                    return Err(self.fail(Error::Protocol(unexpected)));
+                }
+                // Even a timeout is fatal here: the link is not usable.
+                Err(e) => return Err(self.fail(e)),
+            };
+            if ack.code != ConnectReturnCode::Accepted {
+                return Err(self.fail(Error::Refused(ack.code)));
+            }
+            self.session_present = ack.session_present;
+            self.keep_alive = KeepAlive::new(opts.keep_alive_secs, Instant::now());
+            self.outbox.set_dup(self.tx);
+            self.resend_next = Some(0);
+        }
+        self.resend_outbox().await?;
+        self.resend_next = None;
+        self.state = State::Connected;
+        Ok(self.session_present)
+    }
+
+    /// Resets the connection state and queues CONNECT.
+    fn start_connect(&mut self, opts: &ConnectOptions<'_>) -> Result<(), Error<T::Error>> {
+        self.rx_start = 0;
+        self.rx_end = 0;
+        self.drain = None;
+        self.write = None;
+        self.resend_next = None;
+        self.unreported = None;
+        self.ack_timeout = opts.ack_timeout;
+        self.max_in_flight = opts.max_in_flight;
+        if opts.clean_session {
+            self.outbox.clear();
+        }
+        self.write = Some(self.encode(&Packet::Connect(opts.to_connect()))?);
+        self.state = State::Connecting;
+        Ok(())
+    }
+
+    /// Replaces the transport with a freshly connected one and connects
+    /// again with `opts`; see [`connect`](Self::connect).
+    pub async fn reconnect(&mut self, transport: T, opts: &ConnectOptions<'_>) -> Result<bool, Error<T::Error>> {
+        self.transport = transport;
+        self.state = State::Disconnected;
+        self.connect(opts).await
+    }
+
+    /// Resends the stored publishes from `resend_next` on, recording
+    /// progress so a dropped call resumes where it stopped.
+    async fn resend_outbox(&mut self) -> Result<(), Error<T::Error>> {
+        loop {
+            self.flush_pending().await?;
+            let next = self.resend_next.unwrap_or(0);
+            let Some(entry) = self.outbox.entries(self.tx).find(|e| e.start >= next) else {
+                return Ok(());
+            };
+            self.resend_next = Some(entry.end);
+            self.write = Some((entry.start, entry.end));
+        }
+    }
+
+    /// Publishes `payload` to `topic`. QoS 0 returns once written; QoS 1
+    /// returns once the matching PUBACK arrives. Messages that arrive
+    /// meanwhile are delivered to the handler.
+    pub async fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS, retain: bool) -> Result<(), Error<T::Error>> {
+        match qos {
+            QoS::AtMostOnce => {
+                self.ensure_connected()?;
+                let publish = Publish { dup: false, qos, retain, topic, packet_id: None, payload };
+                self.send_when_room(&Packet::Publish(publish)).await
+            }
+            QoS::AtLeastOnce => {
+                let id = self.publish_no_wait(topic, payload, retain).await?;
+                self.wait_acked(id).await
+            }
+            QoS::ExactlyOnce => Err(Error::InvalidArgument(crate::packet::Malformed::InvalidQoS)),
+        }
+    }
+
+    /// Publishes at QoS 1 without waiting for the PUBACK (pipelining) and
+    /// returns the packet identifier. Waits only when `max_in_flight`
+    /// publishes are unacknowledged or `tx` is full. The message is kept in
+    /// `tx` until its PUBACK, and resent by `reconnect`; learn its fate
+    /// with [`is_in_flight`](Self::is_in_flight) or wait with
+    /// [`wait_acked`](Self::wait_acked) / [`wait_all_acked`](Self::wait_all_acked).
+    pub async fn publish_no_wait(&mut self, topic: &str, payload: &[u8], retain: bool) -> Result<PacketId, Error<T::Error>> {
+        self.ensure_connected()?;
+        loop {
+            self.flush_pending().await?;
+            if self.outbox.count() < usize::from(self.max_in_flight) {
+                let (outbox, tx) = (&self.outbox, &*self.tx);
+                let id = self.ids.allocate(|id| outbox.contains(tx, id)).ok_or(Error::Timeout)?;
+                let publish = Publish { dup: false, qos: QoS::AtLeastOnce, retain, topic, packet_id: Some(id), payload };
+                match self.encode(&Packet::Publish(publish)) {
+                    Ok((start, end)) if end + CONTROL_RESERVE <= self.tx.len() => {
+                        self.outbox.push_publish(self.tx, end - start);
+                        self.write = Some((start, end));
+                        self.flush_pending().await?;
+                        return Ok(id);
+                    }
+                    Ok((_, end)) if self.outbox.is_empty() => {
+                        return Err(Error::BufferTooSmall { needed: end + CONTROL_RESERVE });
+                    }
+                    Err(Error::BufferTooSmall { needed }) if self.outbox.is_empty() => {
+                        return Err(Error::BufferTooSmall { needed: needed + CONTROL_RESERVE });
+                    }
+                    Ok(_) | Err(Error::BufferTooSmall { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            // Window or buffer full: wait for an acknowledgment.
+            let event = self.next_event(self.deadline()).await?;
+            self.note(event);
+        }
+    }
+
+    /// Waits until the QoS 1 publish `id` is acknowledged.
+    pub async fn wait_acked(&mut self, id: PacketId) -> Result<(), Error<T::Error>> {
+        let deadline = self.deadline();
+        while self.outbox.contains(self.tx, id) {
+            self.ensure_connected()?;
+            let event = self.next_event(deadline).await?;
+            self.note(event);
+        }
+        Ok(())
+    }
+
+    /// Waits until every QoS 1 publish is acknowledged.
+    pub async fn wait_all_acked(&mut self) -> Result<(), Error<T::Error>> {
+        let mut deadline = self.deadline();
+        while !self.outbox.is_empty() {
+            self.ensure_connected()?;
+            let event = self.next_event(deadline).await?;
+            if matches!(event, Event::PubAck) {
+                deadline = self.deadline();
+            }
+            self.note(event);
+        }
+        Ok(())
+    }
+
+    /// Sends a packet that is not stored for resend, waiting for PUBACKs
+    /// to free room in `tx` if the outbox fills it.
+    async fn send_when_room(&mut self, packet: &Packet<'_>) -> Result<(), Error<T::Error>> {
+        loop {
+            self.flush_pending().await?;
+            match self.encode(packet) {
+                Ok(range) => {
+                    self.write = Some(range);
+                    return self.flush_pending().await;
+                }
+                Err(Error::BufferTooSmall { .. }) if !self.outbox.is_empty() => {
+                    let event = self.next_event(self.deadline()).await?;
+                    self.note(event);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Keeps what a waiting call did not wait for.
+    fn note(&mut self, event: Event) {
+        if let Event::Oversize(o) = event {
+            self.unreported = Some(o);
+        }
+    }
+
+    /// Subscribes to `filter` and returns the QoS the broker granted, or
+    /// [`Error::SubscribeRefused`] for return code 0x80.
+    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<QoS, Error<T::Error>> {
+        let codes = self.subscribe_many(&[SubscribeTopic { filter, qos }]).await?;
+        match codes.first() {
+            Some(SubscribeReturnCode::Success(granted)) => Ok(*granted),
+            _ => Err(Error::SubscribeRefused),
+        }
+    }
+
+    /// Subscribes to up to [`MAX_SUBSCRIBE_TOPICS`] filters in one
+    /// SUBSCRIBE and returns one return code per filter (a refusal is
+    /// [`SubscribeReturnCode::Failure`]). QoS 2 is not supported.
+    pub async fn subscribe_many(&mut self, topics: &[SubscribeTopic<'_>]) -> Result<ReturnCodes, Error<T::Error>> {
+        self.ensure_connected()?;
+        if topics.len() > MAX_SUBSCRIBE_TOPICS {
+            return Err(Error::BufferTooSmall { needed: topics.len() });
+        }
+        if topics.iter().any(|t| t.qos == QoS::ExactlyOnce) {
+            return Err(Error::InvalidArgument(crate::packet::Malformed::InvalidQoS));
+        }
+        let id = self.allocate_id()?;
+        let subscribe = Subscribe { packet_id: id, topics: List::Items(topics) };
+        self.send_when_room(&Packet::Subscribe(subscribe)).await?;
+        let deadline = self.deadline();
+        loop {
+            match self.next_event(deadline).await? {
+                Event::SubAck(ack_id, codes) if ack_id == id => {
+                    if codes.len() != topics.len() {
+                        return Err(self.fail(Error::Protocol(ProtocolError::SubAckCountMismatch)));
+                    }
+                    return Ok(codes);
+                }
+                other => self.note(other),
+            }
+        }
+    }
+
+    /// Unsubscribes from `filter` and waits for UNSUBACK.
+    pub async fn unsubscribe(&mut self, filter: &str) -> Result<(), Error<T::Error>> {
+        self.unsubscribe_many(&[filter]).await
+    }
+
+    /// Unsubscribes from several filters in one UNSUBSCRIBE and waits for
+    /// UNSUBACK.
+    pub async fn unsubscribe_many(&mut self, filters: &[&str]) -> Result<(), Error<T::Error>> {
+        self.ensure_connected()?;
+        let id = self.allocate_id()?;
+        let unsubscribe = Unsubscribe { packet_id: id, filters: List::Items(filters) };
+        self.send_when_room(&Packet::Unsubscribe(unsubscribe)).await?;
+        let deadline = self.deadline();
+        loop {
+            match self.next_event(deadline).await? {
+                Event::UnsubAck(ack_id) if ack_id == id => return Ok(()),
+                other => self.note(other),
+            }
+        }
+    }
+
+    fn allocate_id(&mut self) -> Result<PacketId, Error<T::Error>> {
+        let (outbox, tx) = (&self.outbox, &*self.tx);
+        self.ids.allocate(|id| outbox.contains(tx, id)).ok_or(Error::BufferTooSmall { needed: 0 })
+    }
+
+    /// Waits until one message has been delivered to the handler, sending
+    /// PINGREQ when keepalive requires it.
+    pub async fn wait_msg(&mut self) -> Result<(), Error<T::Error>> {
+        self.ensure_connected()?;
+        self.report_unreported()?;
+        loop {
+            match self.next_event(None).await? {
+                // Send the PUBACK now, not with the next call `[MQTT-4.3.2-2]`.
+                Event::Message => return self.flush_pending().await,
+                Event::Oversize(o) => {
+                    self.flush_pending().await?;
+                    return Err(Error::PacketTooLarge(o));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Handles what has already arrived without waiting for more. Returns
+    /// whether a message was delivered. Call it from the application's own
+    /// loop; it sends PINGREQ when keepalive requires it.
+    pub async fn check_msg(&mut self) -> Result<bool, Error<T::Error>> {
+        self.ensure_connected()?;
+        self.report_unreported()?;
+        loop {
+            match self.next_event_now().await? {
+                None => return Ok(false),
+                // Send the PUBACK now, not with the next call `[MQTT-4.3.2-2]`.
+                Some(Event::Message) => return self.flush_pending().await.map(|()| true),
+                Some(Event::Oversize(o)) => {
+                    self.flush_pending().await?;
+                    return Err(Error::PacketTooLarge(o));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn report_unreported(&mut self) -> Result<(), Error<T::Error>> {
+        match self.unreported.take() {
+            Some(o) => Err(Error::PacketTooLarge(o)),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends PINGREQ and waits for PINGRESP.
+    pub async fn ping(&mut self) -> Result<(), Error<T::Error>> {
+        self.ensure_connected()?;
+        self.flush_pending().await?;
+        self.write = Some(self.encode(&Packet::PingReq)?);
+        // Recorded before the write, so a dropped call does not make
+        // keepalive send a second PINGREQ at once.
+        self.keep_alive.on_ping_sent(Instant::now());
+        self.flush_pending().await?;
+        let deadline = self.deadline();
+        loop {
+            match self.next_event(deadline).await? {
+                Event::PingResp => return Ok(()),
+                other => self.note(other),
+            }
+        }
+    }
+
+    /// Sends DISCONNECT: the broker discards the last will. The state
+    /// becomes [`State::Disconnected`]; close the transport afterwards.
+    pub async fn disconnect(&mut self) -> Result<(), Error<T::Error>> {
+        if self.state == State::Connected {
+            self.flush_pending().await?;
+            self.write = Some(self.encode(&Packet::Disconnect)?);
+            // Nothing may follow DISCONNECT `[MQTT-3.14.4-2]`, even when
+            // this call is dropped: only calling it again finishes it.
+            self.state = State::Disconnected;
+        } else if self.state != State::Disconnected || self.write.is_none() {
+            return Err(Error::NotConnected);
+        }
+        self.flush_pending().await
+    }
+}

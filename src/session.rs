@@ -1,0 +1,668 @@
+//! The sans-I/O session: protocol state that does no I/O and reads no
+//! clock. Time is an input, so every transition is tested with plain
+//! function calls.
+//!
+//! - [`KeepAlive`]: when to send PINGREQ and when the server counts as gone;
+//! - [`Outbox`]: the unacknowledged QoS 1 PUBLISH packets, stored encoded in
+//!   the front of the client's transmit buffer for resend with DUP=1;
+//! - [`PacketIds`]: identifiers 1..=65535, wrapping, skipping those in use.
+
+use embassy_time::{Duration, Instant};
+
+use crate::packet::{FixedHeader, PacketId, PacketType};
+
+/// What the keepalive mechanism wants now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum KeepAliveAction {
+    /// Nothing to do until the given instant (`None`: keepalive is off).
+    WaitUntil(Option<Instant>),
+    /// Send PINGREQ now.
+    SendPing,
+    /// A PINGREQ went unanswered: the connection is dead.
+    Expired,
+}
+
+/// Keepalive (3.1.2.10) from the client side.
+///
+/// A PINGREQ goes out when the keepalive interval has passed since the
+/// client last sent a packet `[MQTT-3.1.2-23]` or last heard from the
+/// server (so a half-open link is found even while the application keeps
+/// publishing QoS 0). If nothing at all arrives within half an interval
+/// after the PINGREQ, the server counts as gone: a dead link is reported at
+/// most 1.5 × keepalive after the last byte received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct KeepAlive {
+    interval: Duration,
+    last_sent: Instant,
+    last_received: Instant,
+    ping_sent: Option<Instant>,
+}
+
+impl KeepAlive {
+    /// Keepalive of `secs` seconds (0: off), starting at `now`.
+    pub fn new(secs: u16, now: Instant) -> Self {
+        Self {
+            interval: Duration::from_secs(u64::from(secs)),
+            last_sent: now,
+            last_received: now,
+            ping_sent: None,
+        }
+    }
+
+    /// A packet was written at `now`.
+    pub fn on_sent(&mut self, now: Instant) {
+        self.last_sent = now;
+    }
+
+    /// A PINGREQ was written at `now`.
+    pub fn on_ping_sent(&mut self, now: Instant) {
+        self.last_sent = now;
+        self.ping_sent = Some(now);
+    }
+
+    /// A whole packet arrived at `now`: the server is alive.
+    pub fn on_received(&mut self, now: Instant) {
+        self.last_received = now;
+        self.ping_sent = None;
+    }
+
+    /// Whether a PINGREQ is awaiting its answer.
+    pub fn ping_outstanding(&self) -> bool {
+        self.ping_sent.is_some()
+    }
+
+    /// What to do at `now`.
+    pub fn poll(&self, now: Instant) -> KeepAliveAction {
+        if self.interval.as_ticks() == 0 {
+            return KeepAliveAction::WaitUntil(None);
+        }
+        if let Some(sent) = self.ping_sent {
+            let deadline = sent + self.interval / 2;
+            return if now >= deadline {
+                KeepAliveAction::Expired
+            } else {
+                KeepAliveAction::WaitUntil(Some(deadline))
+            };
+        }
+        let due = self.last_sent.min(self.last_received) + self.interval;
+        if now >= due { KeepAliveAction::SendPing } else { KeepAliveAction::WaitUntil(Some(due)) }
+    }
+}
+
+/// Packet identifier allocator: 1..=65535, wrapping after 65535, never 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PacketIds {
+    last: PacketId,
+}
+
+impl Default for PacketIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PacketIds {
+    /// An allocator whose first identifier is 1.
+    pub const fn new() -> Self {
+        Self { last: PacketId::MAX }
+    }
+
+    /// The next identifier for which `in_use` is false, or `None` when all
+    /// 65,535 are in use.
+    pub fn allocate(&mut self, mut in_use: impl FnMut(PacketId) -> bool) -> Option<PacketId> {
+        let mut id = self.last;
+        for _ in 0..u16::MAX {
+            id = id.next();
+            if !in_use(id) {
+                self.last = id;
+                return Some(id);
+            }
+        }
+        None
+    }
+}
+
+/// Unacknowledged QoS 1 PUBLISH packets, stored encoded, back to back, in
+/// the front `len()` bytes of a buffer (the client's transmit buffer) so
+/// they can be resent with DUP=1 and their packet identifier after a
+/// reconnect `[MQTT-4.4.0-1]`. The rest of the buffer stays free for
+/// encoding other packets.
+///
+/// The outbox keeps only offsets; every method takes the buffer, so the
+/// buffer can be lent out in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Outbox {
+    len: usize,
+    count: usize,
+    /// Offset of the newest stored PUBLISH.
+    last_start: usize,
+    /// Whether the stored ids may be out of order. While false, they
+    /// increase (cyclically, 65535 wraps to 1) from the oldest to the
+    /// newest and span less than the whole id space, so an id outside
+    /// `oldest..=newest` is not stored: [`contains`](Self::contains)
+    /// answers in O(1) for the ids a sequential allocator hands out.
+    unordered: bool,
+}
+
+/// One stored PUBLISH: where it is and its packet identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct OutboxEntry {
+    /// Offset of its first byte in the buffer.
+    pub start: usize,
+    /// Offset one past its last byte.
+    pub end: usize,
+    /// Its packet identifier.
+    pub packet_id: PacketId,
+}
+
+impl Outbox {
+    /// Bytes used at the front of the buffer.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no PUBLISH awaits its PUBACK.
+    pub const fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Number of PUBLISH packets awaiting PUBACK.
+    pub const fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Takes the `len` bytes that follow the stored packets, where the
+    /// caller has just encoded a QoS 1 PUBLISH, into the outbox.
+    pub fn push(&mut self, len: usize) {
+        // Without the buffer the new id is unknown: give up the order.
+        self.unordered |= self.count > 0;
+        self.last_start = self.len;
+        self.len += len;
+        self.count += 1;
+    }
+
+    /// Like [`push`](Self::push), reading the new packet's identifier from
+    /// `buf` to keep [`contains`](Self::contains) fast while identifiers
+    /// arrive in order.
+    pub fn push_publish(&mut self, buf: &[u8], len: usize) {
+        let stored = buf.get(..self.len + len).unwrap_or_default();
+        let new = parse_entry(stored, self.len).map(|e| e.packet_id);
+        let ordered = self.count == 0
+            || match (self.ends(buf), new) {
+                (Some((oldest, newest)), Some(new)) => {
+                    id_distance(oldest, new) > id_distance(oldest, newest)
+                }
+                _ => false,
+            };
+        let unordered = self.unordered || !ordered;
+        self.push(len);
+        self.unordered = unordered;
+    }
+
+    /// Identifiers of the oldest and the newest stored PUBLISH.
+    fn ends(&self, buf: &[u8]) -> Option<(PacketId, PacketId)> {
+        let stored = buf.get(..self.len).unwrap_or_default();
+        let oldest = parse_entry(stored, 0)?.packet_id;
+        Some((oldest, parse_entry(stored, self.last_start)?.packet_id))
+    }
+
+    /// The stored packets, oldest first.
+    pub fn entries<'b>(&self, buf: &'b [u8]) -> impl Iterator<Item = OutboxEntry> + 'b {
+        let mut start = 0;
+        let stored = buf.get(..self.len).unwrap_or_default();
+        core::iter::from_fn(move || {
+            let entry = parse_entry(stored, start)?;
+            start = entry.end;
+            Some(entry)
+        })
+    }
+
+    /// Whether a PUBLISH with `id` awaits its PUBACK.
+    pub fn contains(&self, buf: &[u8], id: PacketId) -> bool {
+        if self.count == 0 {
+            return false;
+        }
+        if !self.unordered {
+            if let Some((oldest, newest)) = self.ends(buf) {
+                if id_distance(oldest, id) > id_distance(oldest, newest) {
+                    return false;
+                }
+            }
+        }
+        self.entries(buf).any(|e| e.packet_id == id)
+    }
+
+    /// Removes the PUBLISH with `id` (its PUBACK arrived), moving later
+    /// ones forward. Returns whether it was there.
+    pub fn remove(&mut self, buf: &mut [u8], id: PacketId) -> bool {
+        let Some(entry) = self.entries(buf).find(|e| e.packet_id == id) else {
+            return false;
+        };
+        buf.copy_within(entry.end..self.len, entry.start);
+        self.len -= entry.end - entry.start;
+        self.count -= 1;
+        if self.count == 0 {
+            *self = Self::default();
+        } else if entry.start < self.last_start {
+            self.last_start -= entry.end - entry.start;
+        } else {
+            // The newest went: find the one before it.
+            self.last_start = self.entries(buf).last().map_or(0, |e| e.start);
+        }
+        true
+    }
+
+    /// Marks every stored PUBLISH as a redelivery: DUP=1 `[MQTT-3.3.1-1]`.
+    pub fn set_dup(&self, buf: &mut [u8]) {
+        let mut start = 0;
+        while start < self.len {
+            let Some(rest) = buf.get(start..self.len) else { break };
+            let Ok(header) = FixedHeader::parse(rest) else { break };
+            if let Some(first) = buf.get_mut(start) {
+                *first |= 0x08;
+            }
+            start += header.packet_len();
+        }
+    }
+
+    /// Forgets every stored PUBLISH (a clean session discards them
+    /// `[MQTT-3.1.2-6]`).
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// The stored PUBLISH starting at `start` of `stored`, if whole.
+fn parse_entry(stored: &[u8], start: usize) -> Option<OutboxEntry> {
+    let header = FixedHeader::parse(stored.get(start..)?).ok()?;
+    let end = start + header.packet_len();
+    let body = stored.get(start + header.header_len..end)?;
+    let (&[topic_hi, topic_lo], after_len) = body.split_first_chunk::<2>()?;
+    let topic_len = usize::from(u16::from_be_bytes([topic_hi, topic_lo]));
+    let (&id, _) = after_len.get(topic_len..)?.split_first_chunk::<2>()?;
+    let packet_id = PacketId::new(u16::from_be_bytes(id))?;
+    (header.packet_type == PacketType::Publish).then_some(OutboxEntry { start, end, packet_id })
+}
+
+/// Steps from `from` to `to` in the id sequence 1, 2, ..., 65535, 1, ...
+fn id_distance(from: PacketId, to: PacketId) -> u32 {
+    (u32::from(to.get()) + 65535 - u32::from(from.get())) % 65535
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every session transition as a plain function call; time is an input.
+
+    use super::*;
+    use crate::packet::{self, Packet, Publish, QoS};
+
+    fn id(n: u16) -> PacketId {
+        PacketId::new(n).unwrap()
+    }
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    // ---- PacketIds ----
+
+    #[test]
+    fn mqtt_2_3_1_1_packet_ids_start_at_1_and_are_never_zero() {
+        let mut ids = PacketIds::new();
+        assert_eq!(ids.allocate(|_| false), Some(id(1)));
+        for _ in 0..2 * usize::from(u16::MAX) {
+            let next = ids.allocate(|_| false).unwrap();
+            assert_ne!(next.get(), 0);
+        }
+    }
+
+    #[test]
+    fn mqtt_2_3_1_1_packet_ids_wrap_from_65535_to_1() {
+        let mut ids = PacketIds::new();
+        for expected in 1..=u16::MAX {
+            assert_eq!(ids.allocate(|_| false), Some(id(expected)));
+        }
+        assert_eq!(ids.allocate(|_| false), Some(id(1)));
+        assert_eq!(ids.allocate(|_| false), Some(id(2)));
+    }
+
+    #[test]
+    fn mqtt_2_3_1_2_packet_ids_skip_ids_in_use() {
+        let mut ids = PacketIds::new();
+        let in_use = [id(1), id(2), id(4)];
+        assert_eq!(ids.allocate(|i| in_use.contains(&i)), Some(id(3)));
+        assert_eq!(ids.allocate(|i| in_use.contains(&i)), Some(id(5)));
+    }
+
+    #[test]
+    fn mqtt_2_3_1_2_packet_ids_skip_ids_in_use_across_the_wrap() {
+        let mut ids = PacketIds::new();
+        for _ in 1..u16::MAX {
+            ids.allocate(|_| false).unwrap();
+        }
+        // Next would be 65535, then 1, 2: those three are still in flight.
+        let in_use = [id(65535), id(1), id(2)];
+        assert_eq!(ids.allocate(|i| in_use.contains(&i)), Some(id(3)));
+    }
+
+    #[test]
+    fn packet_ids_none_when_all_in_use() {
+        let mut ids = PacketIds::new();
+        assert_eq!(ids.allocate(|_| true), None);
+        // The failed attempt did not move the allocator.
+        assert_eq!(ids.allocate(|_| false), Some(id(1)));
+    }
+
+    #[test]
+    fn packet_ids_the_only_free_id_is_found() {
+        let mut ids = PacketIds::new();
+        assert_eq!(ids.allocate(|i| i != id(40_000)), Some(id(40_000)));
+    }
+
+    // ---- KeepAlive ----
+
+    #[test]
+    fn mqtt_3_1_2_23_ping_due_one_interval_after_last_send() {
+        let mut ka = KeepAlive::new(10, at(0));
+        ka.on_received(at(9_000));
+        ka.on_sent(at(5_000));
+        assert_eq!(
+            ka.poll(at(14_999)),
+            KeepAliveAction::WaitUntil(Some(at(15_000)))
+        );
+        assert_eq!(ka.poll(at(15_000)), KeepAliveAction::SendPing);
+    }
+
+    #[test]
+    fn ping_due_one_interval_after_last_receive_even_while_sending() {
+        // QoS 0 publishes every second, nothing heard since t=0: a
+        // half-open link must still be probed.
+        let mut ka = KeepAlive::new(10, at(0));
+        for s in 1..10 {
+            ka.on_sent(at(s * 1_000));
+        }
+        assert_eq!(
+            ka.poll(at(9_999)),
+            KeepAliveAction::WaitUntil(Some(at(10_000)))
+        );
+        assert_eq!(ka.poll(at(10_000)), KeepAliveAction::SendPing);
+    }
+
+    #[test]
+    fn no_ping_while_both_directions_are_recent() {
+        let mut ka = KeepAlive::new(10, at(0));
+        ka.on_sent(at(8_000));
+        ka.on_received(at(9_000));
+        assert_eq!(
+            ka.poll(at(17_999)),
+            KeepAliveAction::WaitUntil(Some(at(18_000)))
+        );
+    }
+
+    #[test]
+    fn keepalive_expired_exactly_half_an_interval_after_the_ping() {
+        let mut ka = KeepAlive::new(10, at(0));
+        assert_eq!(ka.poll(at(10_000)), KeepAliveAction::SendPing);
+        ka.on_ping_sent(at(10_000));
+        assert!(ka.ping_outstanding());
+        assert_eq!(
+            ka.poll(at(10_000)),
+            KeepAliveAction::WaitUntil(Some(at(15_000)))
+        );
+        assert_eq!(
+            ka.poll(at(14_999)),
+            KeepAliveAction::WaitUntil(Some(at(15_000)))
+        );
+        assert_eq!(ka.poll(at(15_000)), KeepAliveAction::Expired);
+        assert_eq!(ka.poll(at(99_000)), KeepAliveAction::Expired);
+    }
+
+    #[test]
+    fn keepalive_dead_link_found_within_1_5_intervals_of_last_receive() {
+        let ka_secs = 60;
+        let mut ka = KeepAlive::new(ka_secs, at(0));
+        let mut now = at(0);
+        // Step through time the way a client would: act when told to.
+        loop {
+            match ka.poll(now) {
+                KeepAliveAction::WaitUntil(Some(t)) => now = t,
+                KeepAliveAction::WaitUntil(None) => panic!("keepalive is on"),
+                KeepAliveAction::SendPing => ka.on_ping_sent(now),
+                KeepAliveAction::Expired => break,
+            }
+        }
+        assert_eq!(now, at(90_000));
+    }
+
+    #[test]
+    fn keepalive_zero_is_off() {
+        let mut ka = KeepAlive::new(0, at(0));
+        assert_eq!(ka.poll(at(0)), KeepAliveAction::WaitUntil(None));
+        assert_eq!(
+            ka.poll(at(u64::from(u32::MAX))),
+            KeepAliveAction::WaitUntil(None)
+        );
+        ka.on_ping_sent(at(1));
+        assert_eq!(ka.poll(at(1_000_000)), KeepAliveAction::WaitUntil(None));
+    }
+
+    #[test]
+    fn on_received_clears_the_outstanding_ping() {
+        let mut ka = KeepAlive::new(10, at(0));
+        ka.on_ping_sent(at(10_000));
+        ka.on_received(at(12_000));
+        assert!(!ka.ping_outstanding());
+        // The next ping is due an interval after the ping was sent (the
+        // later of the two events is the receive, the earlier the send).
+        assert_eq!(
+            ka.poll(at(14_999)),
+            KeepAliveAction::WaitUntil(Some(at(20_000)))
+        );
+        assert_eq!(ka.poll(at(20_000)), KeepAliveAction::SendPing);
+    }
+
+    #[test]
+    fn on_sent_does_not_clear_the_outstanding_ping() {
+        let mut ka = KeepAlive::new(10, at(0));
+        ka.on_ping_sent(at(10_000));
+        ka.on_sent(at(11_000)); // a QoS 0 publish is no answer from the server
+        assert!(ka.ping_outstanding());
+        assert_eq!(ka.poll(at(15_000)), KeepAliveAction::Expired);
+    }
+
+    // ---- Outbox ----
+
+    /// Encodes a QoS 1 PUBLISH with `id` after the outbox's bytes and
+    /// pushes it, as the client does.
+    fn push(outbox: &mut Outbox, buf: &mut [u8], n: u16, topic: &str) {
+        let publish = Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic,
+            packet_id: Some(id(n)),
+            payload: b"payload",
+        };
+        let len = packet::encode(&Packet::Publish(publish), &mut buf[outbox.len()..]).unwrap();
+        outbox.push(len);
+    }
+
+    /// The (id, topic, dup) of every stored packet, decoded from `buf`.
+    fn stored(outbox: &Outbox, buf: &[u8]) -> std::vec::Vec<(u16, std::string::String, bool)> {
+        outbox
+            .entries(buf)
+            .map(
+                |e| match packet::decode(&buf[e.start..e.end]).unwrap().packet {
+                    Packet::Publish(p) => {
+                        assert_eq!(p.packet_id, Some(e.packet_id));
+                        (e.packet_id.get(), p.topic.into(), p.dup)
+                    }
+                    other => panic!("not a PUBLISH: {other:?}"),
+                },
+            )
+            .collect()
+    }
+
+    fn three(buf: &mut [u8]) -> Outbox {
+        let mut outbox = Outbox::default();
+        push(&mut outbox, buf, 1, "a");
+        push(&mut outbox, buf, 2, "bb/longer");
+        push(&mut outbox, buf, 3, "c");
+        outbox
+    }
+
+    #[test]
+    fn outbox_push_and_entries_in_order() {
+        let mut buf = [0u8; 256];
+        let outbox = three(&mut buf);
+        assert_eq!(outbox.count(), 3);
+        assert!(!outbox.is_empty());
+        assert_eq!(
+            stored(&outbox, &buf),
+            [
+                (1, "a".into(), false),
+                (2, "bb/longer".into(), false),
+                (3, "c".into(), false)
+            ]
+        );
+        let entries: std::vec::Vec<_> = outbox.entries(&buf).collect();
+        assert_eq!(entries[0].start, 0);
+        assert_eq!(entries[0].end, entries[1].start);
+        assert_eq!(entries[1].end, entries[2].start);
+        assert_eq!(entries[2].end, outbox.len());
+    }
+
+    #[test]
+    fn outbox_contains_only_stored_ids() {
+        let mut buf = [0u8; 256];
+        let outbox = three(&mut buf);
+        for n in 1..=3 {
+            assert!(outbox.contains(&buf, id(n)));
+        }
+        assert!(!outbox.contains(&buf, id(4)));
+        assert!(!Outbox::default().contains(&buf, id(1)));
+    }
+
+    #[test]
+    fn mqtt_2_3_1_3_outbox_remove_middle_keeps_the_others_intact() {
+        let mut buf = [0u8; 256];
+        let mut outbox = three(&mut buf);
+        let len_before = outbox.len();
+        let middle = outbox.entries(&buf).nth(1).unwrap();
+        assert!(outbox.remove(&mut buf, id(2)));
+        assert_eq!(outbox.len(), len_before - (middle.end - middle.start));
+        assert_eq!(outbox.count(), 2);
+        assert_eq!(
+            stored(&outbox, &buf),
+            [(1, "a".into(), false), (3, "c".into(), false)]
+        );
+        assert!(!outbox.contains(&buf, id(2)));
+    }
+
+    #[test]
+    fn outbox_remove_first() {
+        let mut buf = [0u8; 256];
+        let mut outbox = three(&mut buf);
+        assert!(outbox.remove(&mut buf, id(1)));
+        assert_eq!(
+            stored(&outbox, &buf),
+            [(2, "bb/longer".into(), false), (3, "c".into(), false)]
+        );
+    }
+
+    #[test]
+    fn outbox_remove_last() {
+        let mut buf = [0u8; 256];
+        let mut outbox = three(&mut buf);
+        assert!(outbox.remove(&mut buf, id(3)));
+        assert_eq!(
+            stored(&outbox, &buf),
+            [(1, "a".into(), false), (2, "bb/longer".into(), false)]
+        );
+        // Room freed at the end is reused by the next push.
+        push(&mut outbox, &mut buf, 4, "d");
+        assert_eq!(outbox.entries(&buf).last().unwrap().packet_id, id(4));
+    }
+
+    #[test]
+    fn outbox_remove_unknown_id_changes_nothing() {
+        let mut buf = [0u8; 256];
+        let mut outbox = three(&mut buf);
+        let before = (outbox, buf);
+        assert!(!outbox.remove(&mut buf, id(9)));
+        assert_eq!((outbox, buf), before);
+    }
+
+    #[test]
+    fn outbox_remove_all_leaves_it_empty() {
+        let mut buf = [0u8; 256];
+        let mut outbox = three(&mut buf);
+        for n in [2, 3, 1] {
+            assert!(outbox.remove(&mut buf, id(n)));
+        }
+        assert!(outbox.is_empty());
+        assert_eq!(outbox.len(), 0);
+        assert_eq!(outbox.entries(&buf).count(), 0);
+    }
+
+    #[test]
+    fn mqtt_3_3_1_1_set_dup_marks_every_stored_publish_and_nothing_else() {
+        let mut buf = [0u8; 256];
+        let outbox = three(&mut buf);
+        let mut expected = buf;
+        for e in outbox.entries(&buf) {
+            expected[e.start] |= 0x08;
+        }
+        outbox.set_dup(&mut buf);
+        // Only the first byte of each stored packet changed, and the bytes
+        // after the outbox (free space) are untouched.
+        assert_eq!(buf, expected);
+        assert!(stored(&outbox, &buf).iter().all(|(_, _, dup)| *dup));
+        // Idempotent.
+        outbox.set_dup(&mut buf);
+        assert_eq!(buf, expected);
+    }
+
+    #[test]
+    fn mqtt_4_4_0_1_resend_keeps_original_packet_ids_after_set_dup() {
+        let mut buf = [0u8; 256];
+        let outbox = three(&mut buf);
+        outbox.set_dup(&mut buf);
+        let ids: std::vec::Vec<u16> = stored(&outbox, &buf).iter().map(|(i, _, _)| *i).collect();
+        assert_eq!(ids, [1, 2, 3]);
+    }
+
+    #[test]
+    fn mqtt_3_1_2_6_clear_forgets_everything() {
+        let mut buf = [0u8; 256];
+        let mut outbox = three(&mut buf);
+        outbox.clear();
+        assert!(outbox.is_empty());
+        assert_eq!(outbox.len(), 0);
+        assert_eq!(outbox.count(), 0);
+        assert!(!outbox.contains(&buf, id(1)));
+    }
+
+    #[test]
+    fn outbox_handles_a_publish_with_a_two_byte_remaining_length() {
+        let mut buf = [0u8; 1024];
+        let mut outbox = Outbox::default();
+        let topic = "t".repeat(200); // remaining length > 127
+        push(&mut outbox, &mut buf, 7, &topic);
+        push(&mut outbox, &mut buf, 8, "x");
+        assert_eq!(
+            stored(&outbox, &buf)
+                .iter()
+                .map(|s| s.0)
+                .collect::<std::vec::Vec<_>>(),
+            [7, 8]
+        );
+        assert!(outbox.remove(&mut buf, id(7)));
+        assert_eq!(stored(&outbox, &buf), [(8, "x".into(), false)]);
+    }
+}
