@@ -1,0 +1,471 @@
+//! The client over `umqtt::tls` against a private Mosquitto with TLS 1.3
+//! listeners, using a PKI generated at run time with `openssl`: verified
+//! round trips, every way verification must fail (wrong CA, wrong name,
+//! expired, a leaf posing as a CA), mutual TLS, protocol mix-ups, the
+//! explicit opt-out, and max fragment length. Prints the handshake time
+//! and the connection's size.
+#![cfg(feature = "tls")]
+
+mod common;
+mod tls_common;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use common::{Mosquitto, Tcp, free_port, tcp};
+use tls_common::{OsRng, SystemClock, have_openssl, pki};
+use umqtt::tls::{
+    self, ConnectError, MaxFragmentLength, READ_RECORD_BUFFER, TLS_RECORD_OVERHEAD, TlsClock,
+    TlsError, TlsOptions, TlsStream,
+};
+use umqtt::{Client, ConnectOptions, Publish, QoS};
+
+const WAIT: Duration = Duration::from_secs(10);
+const WRITE_RECORD: usize = 1024 + TLS_RECORD_OVERHEAD;
+
+/// A received message: topic, payload, QoS.
+type Received = (String, Vec<u8>, QoS);
+
+/// Messages a client's handler has received.
+#[derive(Clone, Default)]
+struct Inbox(Rc<RefCell<Vec<Received>>>);
+
+impl Inbox {
+    fn handler(&self) -> impl FnMut(&Publish<'_>) + use<> {
+        let inbox = self.0.clone();
+        move |m: &Publish<'_>| {
+            inbox
+                .borrow_mut()
+                .push((m.topic.into(), m.payload.into(), m.qos))
+        }
+    }
+    fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+    fn take(&self) -> Vec<Received> {
+        std::mem::take(&mut self.0.borrow_mut())
+    }
+}
+
+/// Record buffers on the heap (16 KiB is large for a test's stack).
+struct Buffers {
+    read: Vec<u8>,
+    write: Vec<u8>,
+}
+
+impl Buffers {
+    fn new() -> Self {
+        Self {
+            read: vec![0; READ_RECORD_BUFFER],
+            write: vec![0; WRITE_RECORD],
+        }
+    }
+}
+
+/// Waits until `inbox` holds `count` messages (a QoS 1 publish to a topic
+/// the client subscribed may deliver its echo before its PUBACK returns).
+async fn wait_for<T, H>(client: &mut Client<'_, T, H>, inbox: &Inbox, count: usize)
+where
+    T: embedded_io_async::Read + embedded_io_async::Write,
+    T::Error: std::fmt::Debug,
+    H: FnMut(&Publish<'_>),
+{
+    while inbox.len() < count {
+        tokio::time::timeout(WAIT, client.wait_msg())
+            .await
+            .expect("message in time")
+            .unwrap();
+    }
+}
+
+/// TCP connect + TLS handshake, bounded by [`WAIT`].
+async fn open<'b, C: TlsClock>(
+    port: u16,
+    options: &TlsOptions<'_, C>,
+    buffers: &'b mut Buffers,
+) -> Result<TlsStream<'b, Tcp>, ConnectError> {
+    let handshake = tls::connect(
+        tcp(port).await,
+        &mut buffers.read,
+        &mut buffers.write,
+        options,
+        OsRng,
+    );
+    tokio::time::timeout(WAIT, handshake)
+        .await
+        .expect("handshake finished in time (no hang)")
+}
+
+/// Starts Mosquitto with one TLS listener serving `cert`/`key`.
+fn broker(
+    test: &str,
+    cert: &str,
+    key: &str,
+    require_certificate: bool,
+) -> Option<(Mosquitto, u16)> {
+    if !have_openssl(test) {
+        return None;
+    }
+    let port = free_port();
+    let conf = pki().listener(port, cert, key, require_certificate);
+    Mosquitto::start(test, &conf).map(|b| (b, port))
+}
+
+/// The broker logged a CONNECT from `client_id`.
+fn broker_saw_client(broker: &Mosquitto, client_id: &str) -> bool {
+    broker.log().contains(&format!(" as {client_id} "))
+}
+
+fn expect_certificate_error<T>(result: Result<T, ConnectError>, what: &str) {
+    match result {
+        Err(ConnectError::Certificate(TlsError::InvalidCertificate)) => {}
+        Err(other) => panic!("{what}: expected Certificate(InvalidCertificate), got {other:?}"),
+        Ok(_) => panic!("{what}: handshake succeeded, expected a certificate error"),
+    }
+}
+
+#[tokio::test]
+async fn tls_verified_connection_carries_qos0_qos1_ping_and_disconnect() {
+    let Some((broker, port)) = broker("tls_verified", "server.pem", "server.key", false) else {
+        return;
+    };
+    let ca = pki().cert_der("ca.pem");
+    let options = TlsOptions::new("localhost", &ca).clock::<SystemClock>();
+    let mut buffers = Buffers::new();
+    let started = Instant::now();
+    let stream = open(port, &options, &mut buffers)
+        .await
+        .expect("verified handshake");
+    let handshake = started.elapsed();
+    println!(
+        "TLS 1.3 handshake on loopback (ECDHE P-256, ECDSA P-256 chain, {} build): {handshake:?}",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    println!(
+        "size_of TlsStream<tokio TCP> = {} bytes (+ {} read and {} write record buffers)",
+        std::mem::size_of_val(&stream),
+        READ_RECORD_BUFFER,
+        WRITE_RECORD
+    );
+
+    let inbox = Inbox::default();
+    let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
+    let mut client = Client::new(stream, &mut rx, &mut tx, inbox.handler());
+    assert!(
+        !client
+            .connect(&ConnectOptions::new("tls-rt"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        client.subscribe("tls/+", QoS::AtLeastOnce).await.unwrap(),
+        QoS::AtLeastOnce
+    );
+    client
+        .publish("tls/0", b"qos zero", QoS::AtMostOnce, false)
+        .await
+        .unwrap();
+    wait_for(&mut client, &inbox, 1).await;
+    client
+        .publish("tls/1", b"qos one", QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    wait_for(&mut client, &inbox, 2).await;
+    client.ping().await.unwrap();
+    client.disconnect().await.unwrap();
+    assert_eq!(
+        inbox.take(),
+        vec![
+            ("tls/0".into(), b"qos zero".to_vec(), QoS::AtMostOnce),
+            ("tls/1".into(), b"qos one".to_vec(), QoS::AtLeastOnce),
+        ]
+    );
+    assert!(
+        broker_saw_client(&broker, "tls-rt"),
+        "log: {}",
+        broker.log()
+    );
+}
+
+#[tokio::test]
+async fn tls_wrong_ca_fails_with_certificate_error_before_any_mqtt() {
+    let Some((broker, port)) = broker("tls_wrong_ca", "server.pem", "server.key", false) else {
+        return;
+    };
+    let other_ca = pki().cert_der("other-ca.pem");
+    let options = TlsOptions::new("localhost", &other_ca);
+    let mut buffers = Buffers::new();
+    let result = open(port, &options, &mut buffers).await;
+    assert!(
+        result
+            .as_ref()
+            .err()
+            .is_some_and(ConnectError::is_certificate_error)
+    );
+    expect_certificate_error(result, "server cert from another CA");
+    // connect() returned no stream, so no CONNECT (no credentials) was
+    // sent: the only client the broker saw is the harness's readiness probe.
+    let log = broker.log();
+    let clients: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("New client connected"))
+        .collect();
+    assert!(
+        clients.iter().all(|l| l.contains(" as ready ")),
+        "log: {log}"
+    );
+}
+
+#[tokio::test]
+async fn tls_wrong_server_name_fails() {
+    let Some((_broker, port)) = broker("tls_wrong_name", "server.pem", "server.key", false) else {
+        return;
+    };
+    let ca = pki().cert_der("ca.pem");
+    let mut buffers = Buffers::new();
+    let options = TlsOptions::new("broker.example.com", &ca);
+    expect_certificate_error(
+        open(port, &options, &mut buffers).await,
+        "name not in certificate",
+    );
+    // embedded-tls matches DNS names and the CN only: the certificate's
+    // IP address SAN 127.0.0.1 does not make "127.0.0.1" verify.
+    let options = TlsOptions::new("127.0.0.1", &ca);
+    expect_certificate_error(open(port, &options, &mut buffers).await, "IP address SAN");
+    let options = TlsOptions::new("localhost", &ca);
+    open(port, &options, &mut buffers)
+        .await
+        .expect("the right name verifies");
+}
+
+#[tokio::test]
+async fn tls_expired_certificate_fails_when_a_clock_is_supplied() {
+    let Some((_broker, port)) = broker("tls_expired", "expired.pem", "expired.key", false) else {
+        return;
+    };
+    let ca = pki().cert_der("ca.pem");
+    let mut buffers = Buffers::new();
+    let with_clock = TlsOptions::new("localhost", &ca).clock::<SystemClock>();
+    expect_certificate_error(
+        open(port, &with_clock, &mut buffers).await,
+        "expired, with clock",
+    );
+    // Without a clock embedded-tls cannot check validity periods (documented).
+    let without_clock = TlsOptions::new("localhost", &ca);
+    open(port, &without_clock, &mut buffers)
+        .await
+        .expect("no clock: validity unchecked");
+}
+
+#[tokio::test]
+async fn tls_leaf_certificate_posing_as_intermediate_ca_is_refused() {
+    // `evil` (CN/SAN localhost) is signed with the *client* certificate's
+    // key; the chain evil → client → ca verifies signature by signature,
+    // but `client` is not a CA (basicConstraints CA:FALSE).
+    let Some((_broker, port)) = broker("tls_leaf_ca", "evil-chain.pem", "evil.key", false) else {
+        return;
+    };
+    let ca = pki().cert_der("ca.pem");
+    let mut buffers = Buffers::new();
+    let options = TlsOptions::new("localhost", &ca).clock::<SystemClock>();
+    expect_certificate_error(
+        open(port, &options, &mut buffers).await,
+        "leaf used as a CA",
+    );
+}
+
+#[tokio::test]
+async fn tls_mutual_accepts_client_certificate_and_refuses_client_without_one() {
+    let Some((broker, port)) = broker("tls_mutual", "server.pem", "server.key", true) else {
+        return;
+    };
+    let pki = pki();
+    let ca = pki.cert_der("ca.pem");
+    let client_cert = pki.cert_der("client.pem");
+    let mut key_buf = [0u8; 512];
+    let key = tls::pem::private_key(&pki.read("client.key"), &mut key_buf).unwrap();
+
+    // With the certificate: TLS and MQTT connect.
+    let options = TlsOptions::new("localhost", &ca).client_certificate(&client_cert, key);
+    let mut buffers = Buffers::new();
+    let stream = open(port, &options, &mut buffers)
+        .await
+        .expect("mutual TLS handshake");
+    let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
+    let mut client = Client::new(stream, &mut rx, &mut tx, |_: &Publish<'_>| {});
+    client
+        .connect(&ConnectOptions::new("tls-mutual"))
+        .await
+        .expect("MQTT over mutual TLS");
+    client.ping().await.unwrap();
+    client.disconnect().await.unwrap();
+
+    // Without: TLS 1.3 lets the client finish its side of the handshake,
+    // then the server refuses (certificate_required alert or close), so the
+    // refusal surfaces at the latest as the MQTT connect error.
+    let options = TlsOptions::new("localhost", &ca);
+    let mut buffers = Buffers::new();
+    let refused = match open(port, &options, &mut buffers).await {
+        Err(e) => format!("handshake: {e:?}"),
+        Ok(stream) => {
+            let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
+            let mut client = Client::new(stream, &mut rx, &mut tx, |_: &Publish<'_>| {});
+            let opts = ConnectOptions::new("tls-no-cert");
+            let connect = client.connect(&opts);
+            match tokio::time::timeout(WAIT, connect)
+                .await
+                .expect("refusal in time")
+            {
+                Ok(_) => panic!("broker accepted a client without a certificate"),
+                Err(e) => format!("MQTT connect: {e:?}"),
+            }
+        }
+    };
+    println!("client without certificate refused: {refused}");
+    assert!(
+        !broker_saw_client(&broker, "tls-no-cert"),
+        "log: {}",
+        broker.log()
+    );
+}
+
+#[tokio::test]
+async fn tls_client_on_plaintext_port_gets_typed_error_without_hang() {
+    let Some((broker, _)) = broker("tls_on_plain", "server.pem", "server.key", false) else {
+        return;
+    };
+    let ca = pki().cert_der("ca.pem");
+    let options = TlsOptions::new("localhost", &ca);
+    let mut buffers = Buffers::new();
+    match open(broker.port, &options, &mut buffers).await {
+        Err(e @ (ConnectError::Io(_) | ConnectError::Protocol(_))) => {
+            println!("TLS client on plaintext port: {e}");
+        }
+        Err(other) => panic!("unexpected error kind {other:?}"),
+        Ok(_) => panic!("handshake with a plaintext MQTT port succeeded"),
+    }
+}
+
+#[tokio::test]
+async fn plaintext_client_on_tls_port_gets_typed_error_without_hang() {
+    let Some((_broker, port)) = broker("plain_on_tls", "server.pem", "server.key", false) else {
+        return;
+    };
+    let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
+    let mut client = Client::new(tcp(port).await, &mut rx, &mut tx, |_: &Publish<'_>| {});
+    let opts = ConnectOptions::new("plain-on-tls");
+    let connect = client.connect(&opts);
+    match tokio::time::timeout(WAIT, connect)
+        .await
+        .expect("answer in time (no hang)")
+    {
+        Ok(_) => panic!("plaintext MQTT connect to a TLS port succeeded"),
+        Err(e) => println!("plaintext client on TLS port: {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn tls_danger_opt_out_is_the_only_way_to_a_wrong_ca_server() {
+    let Some((_broker, port)) = broker("tls_danger", "rogue.pem", "rogue.key", false) else {
+        return;
+    };
+    let ca = pki().cert_der("ca.pem");
+    let mut buffers = Buffers::new();
+    for name in ["localhost", "127.0.0.1"] {
+        let options = TlsOptions::new(name, &ca);
+        expect_certificate_error(open(port, &options, &mut buffers).await, "rogue, no clock");
+        let options = TlsOptions::new(name, &ca).clock::<SystemClock>();
+        expect_certificate_error(open(port, &options, &mut buffers).await, "rogue, clock");
+    }
+    let options = TlsOptions::danger_accept_invalid_certificates("localhost");
+    assert!(!options.verifies_server());
+    let stream = open(port, &options, &mut buffers)
+        .await
+        .expect("opt-out connects");
+    let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
+    let mut client = Client::new(stream, &mut rx, &mut tx, |_: &Publish<'_>| {});
+    client
+        .connect(&ConnectOptions::new("tls-danger"))
+        .await
+        .unwrap();
+    client.disconnect().await.unwrap();
+}
+
+#[tokio::test]
+async fn tls_max_fragment_length_4096_carries_a_10k_publish_with_small_buffers() {
+    let Some((_broker, port)) = broker("tls_mfl", "server.pem", "server.key", false) else {
+        return;
+    };
+    let ca = pki().cert_der("ca.pem");
+    let options = TlsOptions::new("localhost", &ca).max_fragment_length(MaxFragmentLength::Bits12);
+    assert_eq!(options.read_record_buffer_len(), 2 * (4096 + 256) + 5);
+    let mut buffers = Buffers {
+        read: vec![0; options.read_record_buffer_len()],
+        write: vec![0; 4096 + TLS_RECORD_OVERHEAD],
+    };
+    let stream = open(port, &options, &mut buffers)
+        .await
+        .expect("handshake with MFL");
+    let inbox = Inbox::default();
+    let (mut rx, mut tx) = (vec![0u8; 12 * 1024], vec![0u8; 12 * 1024]);
+    let mut client = Client::new(stream, &mut rx, &mut tx, inbox.handler());
+    client
+        .connect(&ConnectOptions::new("tls-mfl"))
+        .await
+        .unwrap();
+    client.subscribe("mfl/big", QoS::AtLeastOnce).await.unwrap();
+    let payload: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    client
+        .publish("mfl/big", &payload, QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    wait_for(&mut client, &inbox, 1).await;
+    assert_eq!(
+        inbox.take(),
+        vec![("mfl/big".into(), payload, QoS::AtLeastOnce)]
+    );
+    client.disconnect().await.unwrap();
+}
+
+#[tokio::test]
+async fn tls_record_buffers_below_the_minimum_are_refused_before_connecting() {
+    if !have_openssl("tls_buffers") {
+        return;
+    }
+    let ca = pki().cert_der("ca.pem");
+    let options = TlsOptions::new("localhost", &ca);
+    // A listener that is never reached: the check happens first.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut small = Buffers {
+        read: vec![0; 4096],
+        write: vec![0; WRITE_RECORD],
+    };
+    assert!(matches!(
+        open(port, &options, &mut small).await,
+        Err(ConnectError::BufferTooSmall {
+            read: true,
+            needed: READ_RECORD_BUFFER
+        })
+    ));
+    let mut small = Buffers {
+        read: vec![0; READ_RECORD_BUFFER],
+        write: vec![0; 100],
+    };
+    assert!(matches!(
+        open(port, &options, &mut small).await,
+        Err(ConnectError::BufferTooSmall { read: false, .. })
+    ));
+    let long_name = "a".repeat(65);
+    let options = TlsOptions::new(&long_name, &ca);
+    let mut buffers = Buffers::new();
+    assert!(matches!(
+        open(port, &options, &mut buffers).await,
+        Err(ConnectError::InvalidServerName)
+    ));
+}
