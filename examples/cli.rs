@@ -1,0 +1,370 @@
+//! A small command-line MQTT 3.1.1 client modelled on `mosquitto_sub` and
+//! `mosquitto_pub`.
+//!
+//! ```text
+//! cli sub -h HOST -p PORT -t FILTER [-t FILTER...] [-q 0|1] [-C COUNT] [-i ID]
+//!         [-k KEEPALIVE] [-c] [-u USER -P PASS] [-v] [-V 31|311]
+//!         [--will-topic T --will-payload P --will-qos Q --will-retain]
+//! cli pub -h HOST -p PORT -t TOPIC -m MSG [-q 0|1] [-r] [-i ID] [-k KEEPALIVE]
+//!         [-u USER -P PASS] [-V 31|311] [--repeat N] [--interval-ms MS]
+//! ```
+//!
+//! `sub` prints each payload on its own line (with `-v`: topic, a space,
+//! payload) and exits 0 after COUNT messages; `-c` asks for a persistent
+//! session (clean session false, needs `-i`). `pub` publishes MSG, REPEAT
+//! times (default 1) INTERVAL_MS apart, then disconnects. Any error prints
+//! one line `error: ...` on stderr and exits 1.
+
+mod tls_open;
+
+use std::cell::Cell;
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::Duration;
+
+use embedded_io_adapters::tokio_1::FromTokio;
+use embedded_io_async::{Read, Write};
+use umqtt::{
+    Client, ConnectOptions, Error, ProtocolLevel, Publish, QoS, SubscribeReturnCode, SubscribeTopic,
+};
+
+const USAGE: &str = "usage:
+  cli sub -h HOST -p PORT -t FILTER [-t FILTER...] [-q 0|1] [-C COUNT] [-i ID] [-k KEEPALIVE]
+          [-c] [-u USER -P PASS] [-v] [-V 31|311]
+          [--will-topic T --will-payload P --will-qos Q --will-retain]
+  cli pub -h HOST -p PORT -t TOPIC -m MSG [-q 0|1] [-r] [-i ID] [-k KEEPALIVE]
+          [-u USER -P PASS] [-V 31|311] [--repeat N] [--interval-ms MS]
+  TLS (build with --features tls): --cafile FILE [--cert FILE --key FILE]
+          [--tls-server-name NAME (default: the host)] [--insecure]; -p defaults to 8883";
+
+/// Where and how to connect: the options both commands share.
+struct Connection {
+    host: String,
+    port: u16,
+    /// `-p` was given (else 8883 with TLS).
+    port_given: bool,
+    tls: tls_open::TlsArgs,
+    client_id: Option<String>,
+    keep_alive: u16,
+    clean_session: bool,
+    username: Option<String>,
+    password: Option<String>,
+    protocol: ProtocolLevel,
+    will_topic: Option<String>,
+    will_payload: String,
+    will_qos: QoS,
+    will_retain: bool,
+}
+
+struct Args {
+    command: Command,
+    connection: Connection,
+    /// `-t`: filters for `sub`, the one topic for `pub`.
+    topics: Vec<String>,
+    qos: QoS,
+    count: Option<u64>,
+    verbose: bool,
+    message: Option<String>,
+    retain: bool,
+    repeat: u64,
+    interval: Duration,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Sub,
+    Pub,
+}
+
+fn number<N: std::str::FromStr>(flag: &str, value: &str) -> Result<N, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{flag}: invalid number {value:?}"))
+}
+
+fn qos(flag: &str, value: &str) -> Result<QoS, String> {
+    match value {
+        "0" => Ok(QoS::AtMostOnce),
+        "1" => Ok(QoS::AtLeastOnce),
+        _ => Err(format!("{flag}: QoS must be 0 or 1, not {value:?}")),
+    }
+}
+
+/// Parses the command line; `Ok(None)` means `--help` was printed.
+fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let command = match argv.next().as_deref() {
+        Some("sub") => Command::Sub,
+        Some("pub") => Command::Pub,
+        Some("--help") => return Ok(None),
+        Some(other) => return Err(format!("unknown command {other:?}: expected sub or pub")),
+        None => return Err("missing command: expected sub or pub (see --help)".into()),
+    };
+    let mut args = Args {
+        command,
+        connection: Connection {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            port_given: false,
+            tls: tls_open::TlsArgs::default(),
+            client_id: None,
+            keep_alive: 60,
+            clean_session: true,
+            username: None,
+            password: None,
+            protocol: ProtocolLevel::V311,
+            will_topic: None,
+            will_payload: String::new(),
+            will_qos: QoS::AtMostOnce,
+            will_retain: false,
+        },
+        topics: Vec::new(),
+        qos: QoS::AtMostOnce,
+        count: None,
+        verbose: false,
+        message: None,
+        retain: false,
+        repeat: 1,
+        interval: Duration::ZERO,
+    };
+    let c = &mut args.connection;
+    while let Some(flag) = argv.next() {
+        let sub = command == Command::Sub;
+        let mut value = || argv.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--help" => return Ok(None),
+            "-h" => c.host = value()?,
+            "-p" => {
+                c.port = number(&flag, &value()?)?;
+                c.port_given = true;
+            }
+            f if c.tls.parse_flag(f, &mut value)? => {}
+            "-i" => c.client_id = Some(value()?),
+            "-k" => c.keep_alive = number(&flag, &value()?)?,
+            "-u" => c.username = Some(value()?),
+            "-P" => c.password = Some(value()?),
+            "-V" => {
+                c.protocol = match value()?.as_str() {
+                    "31" | "mqttv31" => ProtocolLevel::V31,
+                    "311" | "mqttv311" => ProtocolLevel::V311,
+                    other => return Err(format!("-V: expected 31 or 311, not {other:?}")),
+                }
+            }
+            "-t" => args.topics.push(value()?),
+            "-q" => args.qos = qos(&flag, &value()?)?,
+            "-C" if sub => args.count = Some(number(&flag, &value()?)?),
+            "-c" if sub => c.clean_session = false,
+            "-v" if sub => args.verbose = true,
+            "--will-topic" if sub => c.will_topic = Some(value()?),
+            "--will-payload" if sub => c.will_payload = value()?,
+            "--will-qos" if sub => c.will_qos = qos(&flag, &value()?)?,
+            "--will-retain" if sub => c.will_retain = true,
+            "-m" if !sub => args.message = Some(value()?),
+            "-r" if !sub => args.retain = true,
+            "--repeat" if !sub => args.repeat = number(&flag, &value()?)?,
+            "--interval-ms" if !sub => {
+                args.interval = Duration::from_millis(number(&flag, &value()?)?);
+            }
+            _ => return Err(format!("unknown option {flag} (see --help)")),
+        }
+    }
+    if args.topics.is_empty() {
+        return Err("-t is required".into());
+    }
+    if command == Command::Pub && (args.topics.len() > 1 || args.message.is_none()) {
+        return Err("pub needs exactly one -t TOPIC and -m MESSAGE".into());
+    }
+    if args.topics.len() > umqtt::MAX_SUBSCRIBE_TOPICS {
+        return Err(format!(
+            "at most {} -t filters",
+            umqtt::MAX_SUBSCRIBE_TOPICS
+        ));
+    }
+    if !args.connection.clean_session && args.connection.client_id.is_none() {
+        return Err("-c needs a client id (-i)".into());
+    }
+    if args.connection.password.is_some() && args.connection.username.is_none() {
+        return Err("-P needs a user name (-u)".into());
+    }
+    args.connection.tls.validate()?;
+    if args.connection.tls.wanted() && !args.connection.port_given {
+        args.connection.port = tls_open::DEFAULT_TLS_PORT;
+    }
+    Ok(Some(args))
+}
+
+impl Connection {
+    fn options<'a>(&'a self, default_id: &'a str) -> ConnectOptions<'a> {
+        let mut opts = ConnectOptions::new(self.client_id.as_deref().unwrap_or(default_id))
+            .keep_alive_secs(self.keep_alive)
+            .clean_session(self.clean_session)
+            .protocol(self.protocol);
+        opts.username = self.username.as_deref();
+        opts.password = self.password.as_deref().map(str::as_bytes);
+        if let Some(topic) = &self.will_topic {
+            opts = opts.will(
+                topic,
+                self.will_payload.as_bytes(),
+                self.will_qos,
+                self.will_retain,
+            );
+        }
+        opts
+    }
+}
+
+/// Opens the transport to the broker: plain TCP.
+async fn open_transport(c: &Connection) -> Result<FromTokio<tokio::net::TcpStream>, String> {
+    let stream = tokio::net::TcpStream::connect((c.host.as_str(), c.port))
+        .await
+        .map_err(|e| format!("cannot connect to {}:{}: {e}", c.host, c.port))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(FromTokio::new(stream))
+}
+
+/// Describes a client error with what was being done.
+fn context<E: std::fmt::Debug>(what: &str) -> impl FnOnce(Error<E>) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+/// Runs `sub` over any transport.
+async fn subscribe<T>(transport: T, args: &Args) -> Result<(), String>
+where
+    T: Read + Write,
+    T::Error: std::fmt::Debug,
+{
+    let (mut rx, mut tx) = (vec![0u8; 256 * 1024], vec![0u8; 4096]);
+    let received = Rc::new(Cell::new(0u64));
+    let stdout_closed = Rc::new(Cell::new(false));
+    let (seen, closed) = (received.clone(), stdout_closed.clone());
+    let (limit, verbose) = (args.count.unwrap_or(u64::MAX), args.verbose);
+    let mut client = Client::new(transport, &mut rx, &mut tx, move |m: &Publish<'_>| {
+        if seen.get() >= limit {
+            return;
+        }
+        seen.set(seen.get() + 1);
+        let mut out = std::io::stdout().lock();
+        let topic = if verbose {
+            write!(out, "{} ", m.topic)
+        } else {
+            Ok(())
+        };
+        let written = topic.and_then(|()| out.write_all(m.payload));
+        if written
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            closed.set(true);
+        }
+    });
+    let default_id = format!("umqtt-sub-{}", std::process::id());
+    client
+        .connect(&args.connection.options(&default_id))
+        .await
+        .map_err(context("connect"))?;
+    let topics: Vec<_> = args
+        .topics
+        .iter()
+        .map(|filter| SubscribeTopic {
+            filter,
+            qos: args.qos,
+        })
+        .collect();
+    let codes = client
+        .subscribe_many(&topics)
+        .await
+        .map_err(context("subscribe"))?;
+    for (topic, code) in args.topics.iter().zip(&codes) {
+        if *code == SubscribeReturnCode::Failure {
+            return Err(format!("subscription to {topic:?} refused by the broker"));
+        }
+    }
+    while received.get() < limit {
+        if stdout_closed.get() {
+            return Err("cannot write to standard output".into());
+        }
+        match client.wait_msg().await {
+            Ok(()) => {}
+            Err(Error::PacketTooLarge(o)) => {
+                eprintln!(
+                    "warning: skipped a {}-byte message (larger than the buffer)",
+                    o.size
+                );
+            }
+            Err(e) => return Err(format!("receive: {e}")),
+        }
+    }
+    client.disconnect().await.map_err(context("disconnect"))
+}
+
+/// Runs `pub` over any transport.
+async fn publish<T>(transport: T, args: &Args) -> Result<(), String>
+where
+    T: Read + Write,
+    T::Error: std::fmt::Debug,
+{
+    let (topic, message) = (&args.topics[0], args.message.as_deref().unwrap_or_default());
+    let (mut rx, mut tx) = (vec![0u8; 4096], vec![0u8; topic.len() + message.len() + 64]);
+    let mut client = Client::new(transport, &mut rx, &mut tx, |_: &Publish<'_>| {});
+    let default_id = format!("umqtt-pub-{}", std::process::id());
+    client
+        .connect(&args.connection.options(&default_id))
+        .await
+        .map_err(context("connect"))?;
+    for n in 0..args.repeat {
+        if n > 0 {
+            // Wait out the interval while answering keepalive.
+            if let Ok(Err(e)) = tokio::time::timeout(args.interval, client.wait_msg()).await {
+                return Err(format!("receive: {e}"));
+            }
+        }
+        let sent = client
+            .publish(topic, message.as_bytes(), args.qos, args.retain)
+            .await;
+        sent.map_err(context("publish"))?;
+    }
+    client.disconnect().await.map_err(context("disconnect"))
+}
+
+async fn run(args: &Args) -> Result<(), String> {
+    let transport = open_transport(&args.connection).await?;
+    #[cfg(feature = "tls")]
+    if args.connection.tls.wanted() {
+        let c = &args.connection;
+        let material = tls_open::Material::load(&c.tls, &c.host)?;
+        let options = material.options()?;
+        let (mut read, mut write) = tls_open::buffers();
+        let stream =
+            umqtt::tls::connect(transport, &mut read, &mut write, &options, tls_open::OsRng)
+                .await
+                .map_err(|e| format!("TLS with {}:{}: {e}", c.host, c.port))?;
+        return match args.command {
+            Command::Sub => subscribe(stream, args).await,
+            Command::Pub => publish(stream, args).await,
+        };
+    }
+    match args.command {
+        Command::Sub => subscribe(transport, args).await,
+        Command::Pub => publish(transport, args).await,
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let result = match parse(std::env::args().skip(1)) {
+        Ok(Some(args)) => run(&args).await,
+        Ok(None) => {
+            let _ = writeln!(std::io::stdout(), "{USAGE}");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Code shared by the host examples.
+
+pub mod broker;

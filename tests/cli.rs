@@ -1,0 +1,281 @@
+//! The `cli` and `demo` examples as a user runs them: the built binaries
+//! against a private Mosquitto (and against nothing, for the connection
+//! error), and the demo against its own in-process broker.
+
+mod broker_support;
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use broker_support::broker_with_subscribe_acl;
+use common::Mosquitto;
+
+/// The `cli` example binary, built (or found fresh) by cargo once per run.
+fn cli() -> Command {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    Command::new(PATH.get_or_init(|| build_example("cli")))
+}
+
+/// Builds the example `name` with the profile and features of this test
+/// (a no-op when `cargo test` already built it) and returns its path.
+fn build_example(name: &str) -> PathBuf {
+    // This test runs as <target>/<profile>/deps/cli-<hash>.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .to_owned();
+    let target_dir = profile_dir.parent().unwrap();
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build.args(["build", "--quiet", "--example", name]);
+    build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CARGO_TARGET_DIR", target_dir);
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    if cfg!(feature = "tls") {
+        build.args(["--features", "tls"]);
+    }
+    let status = build.status().expect("run cargo build --example");
+    assert!(status.success(), "cargo build --example {name} failed");
+    profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Runs `cli` with `args` to completion (at most 20 s).
+fn run(args: &[&str]) -> Output {
+    let child = cli()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    finish(child)
+}
+
+fn finish(mut child: Child) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "cli did not exit within 20 s: {:?}",
+                child.wait_with_output()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts the run failed with exactly one `error: ` line on stderr.
+fn assert_error(output: &Output, contains: &str) {
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "expected failure, stderr: {stderr}"
+    );
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(contains), "{stderr:?} lacks {contains:?}");
+}
+
+/// Starts `cli sub -p PORT args...` with piped output.
+fn start_sub(broker: &Mosquitto, args: &[&str]) -> Child {
+    let port = broker.port.to_string();
+    let mut all = vec!["sub", "-p", &port];
+    all.extend_from_slice(args);
+    cli()
+        .args(&all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn sub_prints_what_pub_sends_and_exits_after_count() {
+    let Some(broker) = Mosquitto::start("cli_sub_pub", "") else {
+        return;
+    };
+    let port = broker.port.to_string();
+    // The subscriber counts a retained message first, so it is certainly
+    // subscribed before the live ones are sent.
+    let retained = run(&[
+        "pub",
+        "-p",
+        &port,
+        "-t",
+        "cli/ready",
+        "-m",
+        "ready",
+        "-r",
+        "-q",
+        "1",
+    ]);
+    assert!(retained.status.success(), "{}", text(&retained.stderr));
+    let mut sub = start_sub(
+        &broker,
+        &[
+            "-t",
+            "cli/ready",
+            "-t",
+            "cli/data/+",
+            "-q",
+            "1",
+            "-C",
+            "4",
+            "-v",
+        ],
+    );
+    let stdout = sub.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    assert_eq!(lines.next().unwrap().unwrap(), "cli/ready ready");
+    let sent = run(&[
+        "pub",
+        "-p",
+        &port,
+        "-t",
+        "cli/data/1",
+        "-m",
+        "hello world",
+        "-q",
+        "1",
+        "--repeat",
+        "3",
+        "--interval-ms",
+        "10",
+        "-i",
+        "cli-pub",
+        "-k",
+        "5",
+    ]);
+    assert!(sent.status.success(), "pub failed: {}", text(&sent.stderr));
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert_eq!(rest, ["cli/data/1 hello world"; 3]);
+    let output = finish(sub);
+    assert!(
+        output.status.success(),
+        "sub failed: {}",
+        text(&output.stderr)
+    );
+    assert_eq!(text(&output.stderr), "");
+}
+
+#[test]
+fn sub_without_verbose_prints_payloads_only_with_protocol_3_1() {
+    let Some(broker) = Mosquitto::start("cli_v31", "") else {
+        return;
+    };
+    let port = broker.port.to_string();
+    let retained = run(&[
+        "pub", "-p", &port, "-t", "t31", "-m", "old", "-r", "-V", "31",
+    ]);
+    assert!(retained.status.success(), "{}", text(&retained.stderr));
+    let output = run(&[
+        "sub", "-p", &port, "-t", "t31", "-C", "1", "-V", "31", "-i", "sub31",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "old\n");
+}
+
+#[test]
+fn refused_subscription_prints_error_and_exits_non_zero() {
+    let Some(broker) = broker_with_subscribe_acl("cli_refused") else {
+        return;
+    };
+    let port = broker.port.to_string();
+    let output = run(&["sub", "-p", &port, "-t", "denied/x", "-C", "1"]);
+    assert_error(&output, "refused");
+    assert_eq!(text(&output.stdout), "");
+}
+
+#[test]
+fn refused_connection_prints_error_and_exits_non_zero() {
+    let Some(broker) = broker_support::broker_with_password("cli_auth") else {
+        return;
+    };
+    let port = broker.port.to_string();
+    let output = run(&[
+        "pub", "-p", &port, "-t", "t", "-m", "x", "-u", "alice", "-P", "wrong",
+    ]);
+    assert_error(&output, "connect: connection refused");
+    let output = run(&[
+        "pub", "-p", &port, "-t", "t", "-m", "x", "-u", "alice", "-P", "secret",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+#[test]
+fn bad_port_prints_error_and_exits_non_zero() {
+    let port = common::free_port().to_string(); // nothing listens there
+    assert_error(&run(&["sub", "-p", &port, "-t", "a"]), "cannot connect");
+    assert_error(
+        &run(&["pub", "-p", &port, "-t", "a", "-m", "x"]),
+        "cannot connect",
+    );
+    assert_error(&run(&["sub", "-p", "70000", "-t", "a"]), "-p");
+}
+
+#[test]
+fn usage_errors_print_one_error_line() {
+    assert_error(&run(&[]), "missing command");
+    assert_error(&run(&["sub"]), "-t is required");
+    assert_error(&run(&["pub", "-t", "a"]), "-m");
+    assert_error(&run(&["sub", "-t", "a", "-q", "2"]), "QoS");
+    assert_error(&run(&["sub", "-t", "a", "-c"]), "-i");
+    assert_error(&run(&["sub", "-t", "a", "--bogus"]), "--bogus");
+    let help = run(&["--help"]);
+    assert!(help.status.success());
+    assert!(text(&help.stdout).contains("cli sub -h HOST"));
+}
+
+/// Runs the `demo` example with `args` and checks it published, received
+/// and printed each round, then disconnected.
+fn assert_demo_runs(args: &[&str]) {
+    let child = Command::new(build_example("demo"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = finish(child);
+    assert!(
+        output.status.success(),
+        "demo failed: {}",
+        text(&output.stderr)
+    );
+    let stdout = text(&output.stdout);
+    for n in 1..=2 {
+        assert!(
+            stdout.contains(&format!("received umqtt/demo: {{\"msg\": {n}}}")),
+            "{stdout}"
+        );
+    }
+    assert!(stdout.ends_with("disconnected\n"), "{stdout}");
+}
+
+#[test]
+fn demo_runs_against_its_in_process_broker() {
+    assert_demo_runs(&["--rounds", "2"]);
+}
+
+#[test]
+fn demo_runs_against_mosquitto() {
+    let Some(broker) = Mosquitto::start("demo_mosquitto", "") else {
+        return;
+    };
+    let port = broker.port.to_string();
+    assert_demo_runs(&["--host", "127.0.0.1", "--port", &port, "--rounds", "2"]);
+}
