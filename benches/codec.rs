@@ -45,22 +45,10 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
     let small: Vec<u8> = (0..64u8).collect();
     let large: Vec<u8> = (0..1024u32).map(|i| i as u8).collect();
     let topics = [
-        SubscribeTopic {
-            filter: "sensors/+/temp",
-            qos: QoS::AtLeastOnce,
-        },
-        SubscribeTopic {
-            filter: "sensors/+/humidity",
-            qos: QoS::AtMostOnce,
-        },
-        SubscribeTopic {
-            filter: "devices/esp32-c3-01/cmd/#",
-            qos: QoS::AtLeastOnce,
-        },
-        SubscribeTopic {
-            filter: "$SYS/broker/uptime",
-            qos: QoS::AtMostOnce,
-        },
+        SubscribeTopic { filter: "sensors/+/temp", qos: QoS::AtLeastOnce },
+        SubscribeTopic { filter: "sensors/+/humidity", qos: QoS::AtMostOnce },
+        SubscribeTopic { filter: "devices/esp32-c3-01/cmd/#", qos: QoS::AtLeastOnce },
+        SubscribeTopic { filter: "$SYS/broker/uptime", qos: QoS::AtMostOnce },
     ];
     let subscribe = encode(&Packet::Subscribe(Subscribe {
         packet_id: PacketId::new(7).unwrap(),
@@ -117,10 +105,7 @@ fn bench(c: &mut Criterion) {
         let ours = match decoded {
             Packet::Subscribe(s) => {
                 items = s.topics.iter().collect();
-                Packet::Subscribe(Subscribe {
-                    packet_id: s.packet_id,
-                    topics: List::Items(&items),
-                })
+                Packet::Subscribe(Subscribe { packet_id: s.packet_id, topics: List::Items(&items) })
             }
             other => other,
         };
@@ -136,12 +121,8 @@ fn bench(c: &mut Criterion) {
         assert_eq!(&out_bytes[..], &bytes[..], "{name}: mqttbytes");
 
         let mut g = c.benchmark_group(format!("{name}/decode"));
-        g.bench_function("umqtt", |b| {
-            b.iter(|| packet::decode(black_box(&bytes)).unwrap())
-        });
-        g.bench_function("mqttrs", |b| {
-            b.iter(|| mqttrs::decode_slice(black_box(&bytes)).unwrap())
-        });
+        g.bench_function("umqtt", |b| b.iter(|| packet::decode(black_box(&bytes)).unwrap()));
+        g.bench_function("mqttrs", |b| b.iter(|| mqttrs::decode_slice(black_box(&bytes)).unwrap()));
         g.bench_function("mqttbytes", |b| {
             b.iter_batched(
                 || BytesMut::from(&bytes[..]),

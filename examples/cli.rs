@@ -78,9 +78,7 @@ enum Command {
 }
 
 fn number<N: std::str::FromStr>(flag: &str, value: &str) -> Result<N, String> {
-    value
-        .parse()
-        .map_err(|_| format!("{flag}: invalid number {value:?}"))
+    value.parse().map_err(|_| format!("{flag}: invalid number {value:?}"))
 }
 
 fn qos(flag: &str, value: &str) -> Result<QoS, String> {
@@ -175,10 +173,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
         return Err("pub needs exactly one -t TOPIC and -m MESSAGE".into());
     }
     if args.topics.len() > umqtt::MAX_SUBSCRIBE_TOPICS {
-        return Err(format!(
-            "at most {} -t filters",
-            umqtt::MAX_SUBSCRIBE_TOPICS
-        ));
+        return Err(format!("at most {} -t filters", umqtt::MAX_SUBSCRIBE_TOPICS));
     }
     if !args.connection.clean_session && args.connection.client_id.is_none() {
         return Err("-c needs a client id (-i)".into());
@@ -202,12 +197,7 @@ impl Connection {
         opts.username = self.username.as_deref();
         opts.password = self.password.as_deref().map(str::as_bytes);
         if let Some(topic) = &self.will_topic {
-            opts = opts.will(
-                topic,
-                self.will_payload.as_bytes(),
-                self.will_qos,
-                self.will_retain,
-            );
+            opts = opts.will(topic, self.will_payload.as_bytes(), self.will_qos, self.will_retain);
         }
         opts
     }
@@ -244,37 +234,17 @@ where
         }
         seen.set(seen.get() + 1);
         let mut out = std::io::stdout().lock();
-        let topic = if verbose {
-            write!(out, "{} ", m.topic)
-        } else {
-            Ok(())
-        };
+        let topic = if verbose { write!(out, "{} ", m.topic) } else { Ok(()) };
         let written = topic.and_then(|()| out.write_all(m.payload));
-        if written
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush())
-            .is_err()
-        {
+        if written.and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush()).is_err() {
             closed.set(true);
         }
     });
     let default_id = format!("umqtt-sub-{}", std::process::id());
-    client
-        .connect(&args.connection.options(&default_id))
-        .await
-        .map_err(context("connect"))?;
-    let topics: Vec<_> = args
-        .topics
-        .iter()
-        .map(|filter| SubscribeTopic {
-            filter,
-            qos: args.qos,
-        })
-        .collect();
-    let codes = client
-        .subscribe_many(&topics)
-        .await
-        .map_err(context("subscribe"))?;
+    client.connect(&args.connection.options(&default_id)).await.map_err(context("connect"))?;
+    let topics: Vec<_> =
+        args.topics.iter().map(|filter| SubscribeTopic { filter, qos: args.qos }).collect();
+    let codes = client.subscribe_many(&topics).await.map_err(context("subscribe"))?;
     for (topic, code) in args.topics.iter().zip(&codes) {
         if *code == SubscribeReturnCode::Failure {
             return Err(format!("subscription to {topic:?} refused by the broker"));
@@ -287,10 +257,7 @@ where
         match client.wait_msg().await {
             Ok(()) => {}
             Err(Error::PacketTooLarge(o)) => {
-                eprintln!(
-                    "warning: skipped a {}-byte message (larger than the buffer)",
-                    o.size
-                );
+                eprintln!("warning: skipped a {}-byte message (larger than the buffer)", o.size);
             }
             Err(e) => return Err(format!("receive: {e}")),
         }
@@ -308,10 +275,7 @@ where
     let (mut rx, mut tx) = (vec![0u8; 4096], vec![0u8; topic.len() + message.len() + 64]);
     let mut client = Client::new(transport, &mut rx, &mut tx, |_: &Publish<'_>| {});
     let default_id = format!("umqtt-pub-{}", std::process::id());
-    client
-        .connect(&args.connection.options(&default_id))
-        .await
-        .map_err(context("connect"))?;
+    client.connect(&args.connection.options(&default_id)).await.map_err(context("connect"))?;
     for n in 0..args.repeat {
         if n > 0 {
             // Wait out the interval while answering keepalive.
@@ -319,9 +283,7 @@ where
                 return Err(format!("receive: {e}"));
             }
         }
-        let sent = client
-            .publish(topic, message.as_bytes(), args.qos, args.retain)
-            .await;
+        let sent = client.publish(topic, message.as_bytes(), args.qos, args.retain).await;
         sent.map_err(context("publish"))?;
     }
     client.disconnect().await.map_err(context("disconnect"))

@@ -94,17 +94,10 @@ where
     let mut rx = [0u8; 1024];
     let mut tx = [0u8; 1024];
     let mut client = Client::new(transport, &mut rx, &mut tx, |m: &Publish<'_>| {
-        println!(
-            "received {}: {}",
-            m.topic,
-            String::from_utf8_lossy(m.payload)
-        );
+        println!("received {}: {}", m.topic, String::from_utf8_lossy(m.payload));
     });
     let opts = ConnectOptions::new(&args.client_id).keep_alive_secs(30);
-    client
-        .connect(&opts)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
+    client.connect(&opts).await.map_err(|e| format!("connect: {e}"))?;
     let granted = client
         .subscribe(&args.topic, QoS::AtLeastOnce)
         .await
@@ -130,10 +123,7 @@ where
             }
         }
     }
-    client
-        .disconnect()
-        .await
-        .map_err(|e| format!("disconnect: {e}"))?;
+    client.disconnect().await.map_err(|e| format!("disconnect: {e}"))?;
     println!("disconnected");
     Ok(())
 }

@@ -30,17 +30,18 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
-mod fmt;
-pub mod packet;
-pub mod session;
-pub mod topic;
 mod client;
+mod fmt;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod packet;
+pub mod session;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod topic;
 
 pub use client::{
-    Client, ConnectOptions, Error, MAX_SUBSCRIBE_TOPICS, Oversize, ProtocolError, ReturnCodes, State,
+    Client, ConnectOptions, Error, MAX_SUBSCRIBE_TOPICS, Oversize, ProtocolError, ReturnCodes,
+    State,
 };
 pub use packet::{ProtocolLevel, Publish, QoS, SubscribeReturnCode, SubscribeTopic};

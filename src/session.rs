@@ -371,10 +371,7 @@ mod tests {
         let mut ka = KeepAlive::new(10, at(0));
         ka.on_received(at(9_000));
         ka.on_sent(at(5_000));
-        assert_eq!(
-            ka.poll(at(14_999)),
-            KeepAliveAction::WaitUntil(Some(at(15_000)))
-        );
+        assert_eq!(ka.poll(at(14_999)), KeepAliveAction::WaitUntil(Some(at(15_000))));
         assert_eq!(ka.poll(at(15_000)), KeepAliveAction::SendPing);
     }
 
@@ -386,10 +383,7 @@ mod tests {
         for s in 1..10 {
             ka.on_sent(at(s * 1_000));
         }
-        assert_eq!(
-            ka.poll(at(9_999)),
-            KeepAliveAction::WaitUntil(Some(at(10_000)))
-        );
+        assert_eq!(ka.poll(at(9_999)), KeepAliveAction::WaitUntil(Some(at(10_000))));
         assert_eq!(ka.poll(at(10_000)), KeepAliveAction::SendPing);
     }
 
@@ -398,10 +392,7 @@ mod tests {
         let mut ka = KeepAlive::new(10, at(0));
         ka.on_sent(at(8_000));
         ka.on_received(at(9_000));
-        assert_eq!(
-            ka.poll(at(17_999)),
-            KeepAliveAction::WaitUntil(Some(at(18_000)))
-        );
+        assert_eq!(ka.poll(at(17_999)), KeepAliveAction::WaitUntil(Some(at(18_000))));
     }
 
     #[test]
@@ -410,14 +401,8 @@ mod tests {
         assert_eq!(ka.poll(at(10_000)), KeepAliveAction::SendPing);
         ka.on_ping_sent(at(10_000));
         assert!(ka.ping_outstanding());
-        assert_eq!(
-            ka.poll(at(10_000)),
-            KeepAliveAction::WaitUntil(Some(at(15_000)))
-        );
-        assert_eq!(
-            ka.poll(at(14_999)),
-            KeepAliveAction::WaitUntil(Some(at(15_000)))
-        );
+        assert_eq!(ka.poll(at(10_000)), KeepAliveAction::WaitUntil(Some(at(15_000))));
+        assert_eq!(ka.poll(at(14_999)), KeepAliveAction::WaitUntil(Some(at(15_000))));
         assert_eq!(ka.poll(at(15_000)), KeepAliveAction::Expired);
         assert_eq!(ka.poll(at(99_000)), KeepAliveAction::Expired);
     }
@@ -443,10 +428,7 @@ mod tests {
     fn keepalive_zero_is_off() {
         let mut ka = KeepAlive::new(0, at(0));
         assert_eq!(ka.poll(at(0)), KeepAliveAction::WaitUntil(None));
-        assert_eq!(
-            ka.poll(at(u64::from(u32::MAX))),
-            KeepAliveAction::WaitUntil(None)
-        );
+        assert_eq!(ka.poll(at(u64::from(u32::MAX))), KeepAliveAction::WaitUntil(None));
         ka.on_ping_sent(at(1));
         assert_eq!(ka.poll(at(1_000_000)), KeepAliveAction::WaitUntil(None));
     }
@@ -459,10 +441,7 @@ mod tests {
         assert!(!ka.ping_outstanding());
         // The next ping is due an interval after the ping was sent (the
         // later of the two events is the receive, the earlier the send).
-        assert_eq!(
-            ka.poll(at(14_999)),
-            KeepAliveAction::WaitUntil(Some(at(20_000)))
-        );
+        assert_eq!(ka.poll(at(14_999)), KeepAliveAction::WaitUntil(Some(at(20_000))));
         assert_eq!(ka.poll(at(20_000)), KeepAliveAction::SendPing);
     }
 
@@ -496,15 +475,13 @@ mod tests {
     fn stored(outbox: &Outbox, buf: &[u8]) -> std::vec::Vec<(u16, std::string::String, bool)> {
         outbox
             .entries(buf)
-            .map(
-                |e| match packet::decode(&buf[e.start..e.end]).unwrap().packet {
-                    Packet::Publish(p) => {
-                        assert_eq!(p.packet_id, Some(e.packet_id));
-                        (e.packet_id.get(), p.topic.into(), p.dup)
-                    }
-                    other => panic!("not a PUBLISH: {other:?}"),
-                },
-            )
+            .map(|e| match packet::decode(&buf[e.start..e.end]).unwrap().packet {
+                Packet::Publish(p) => {
+                    assert_eq!(p.packet_id, Some(e.packet_id));
+                    (e.packet_id.get(), p.topic.into(), p.dup)
+                }
+                other => panic!("not a PUBLISH: {other:?}"),
+            })
             .collect()
     }
 
@@ -524,11 +501,7 @@ mod tests {
         assert!(!outbox.is_empty());
         assert_eq!(
             stored(&outbox, &buf),
-            [
-                (1, "a".into(), false),
-                (2, "bb/longer".into(), false),
-                (3, "c".into(), false)
-            ]
+            [(1, "a".into(), false), (2, "bb/longer".into(), false), (3, "c".into(), false)]
         );
         let entries: std::vec::Vec<_> = outbox.entries(&buf).collect();
         assert_eq!(entries[0].start, 0);
@@ -557,10 +530,7 @@ mod tests {
         assert!(outbox.remove(&mut buf, id(2)));
         assert_eq!(outbox.len(), len_before - (middle.end - middle.start));
         assert_eq!(outbox.count(), 2);
-        assert_eq!(
-            stored(&outbox, &buf),
-            [(1, "a".into(), false), (3, "c".into(), false)]
-        );
+        assert_eq!(stored(&outbox, &buf), [(1, "a".into(), false), (3, "c".into(), false)]);
         assert!(!outbox.contains(&buf, id(2)));
     }
 
@@ -569,10 +539,7 @@ mod tests {
         let mut buf = [0u8; 256];
         let mut outbox = three(&mut buf);
         assert!(outbox.remove(&mut buf, id(1)));
-        assert_eq!(
-            stored(&outbox, &buf),
-            [(2, "bb/longer".into(), false), (3, "c".into(), false)]
-        );
+        assert_eq!(stored(&outbox, &buf), [(2, "bb/longer".into(), false), (3, "c".into(), false)]);
     }
 
     #[test]
@@ -580,10 +547,7 @@ mod tests {
         let mut buf = [0u8; 256];
         let mut outbox = three(&mut buf);
         assert!(outbox.remove(&mut buf, id(3)));
-        assert_eq!(
-            stored(&outbox, &buf),
-            [(1, "a".into(), false), (2, "bb/longer".into(), false)]
-        );
+        assert_eq!(stored(&outbox, &buf), [(1, "a".into(), false), (2, "bb/longer".into(), false)]);
         // Room freed at the end is reused by the next push.
         push(&mut outbox, &mut buf, 4, "d");
         assert_eq!(outbox.entries(&buf).last().unwrap().packet_id, id(4));
@@ -655,13 +619,7 @@ mod tests {
         let topic = "t".repeat(200); // remaining length > 127
         push(&mut outbox, &mut buf, 7, &topic);
         push(&mut outbox, &mut buf, 8, "x");
-        assert_eq!(
-            stored(&outbox, &buf)
-                .iter()
-                .map(|s| s.0)
-                .collect::<std::vec::Vec<_>>(),
-            [7, 8]
-        );
+        assert_eq!(stored(&outbox, &buf).iter().map(|s| s.0).collect::<std::vec::Vec<_>>(), [7, 8]);
         assert!(outbox.remove(&mut buf, id(7)));
         assert_eq!(stored(&outbox, &buf), [(8, "x".into(), false)]);
     }

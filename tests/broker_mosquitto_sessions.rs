@@ -28,26 +28,18 @@ async fn persistent_session_receives_qos1_messages_queued_while_offline() {
     let (mut rx1, mut tx1, mut rx2, mut tx2) = ([0u8; 256], [0u8; 256], [0u8; 256], [0u8; 256]);
     let mut sub = Client::new(tcp(broker.port).await, &mut rx1, &mut tx1, inbox.handler());
     // Start from a clean slate, then open the persistent session.
-    sub.connect(&ConnectOptions::new("persistent-sub"))
-        .await
-        .unwrap();
+    sub.connect(&ConnectOptions::new("persistent-sub")).await.unwrap();
     sub.disconnect().await.unwrap();
     assert!(!sub.reconnect(tcp(broker.port).await, &opts).await.unwrap());
     sub.subscribe("queued/#", QoS::AtLeastOnce).await.unwrap();
     sub.disconnect().await.unwrap();
 
     let mut publ = Client::new(tcp(broker.port).await, &mut rx2, &mut tx2, silent);
-    publ.connect(&ConnectOptions::new("persistent-pub"))
-        .await
-        .unwrap();
+    publ.connect(&ConnectOptions::new("persistent-pub")).await.unwrap();
     for n in 1..=3u8 {
-        publ.publish("queued/a", &[b'0' + n], QoS::AtLeastOnce, false)
-            .await
-            .unwrap();
+        publ.publish("queued/a", &[b'0' + n], QoS::AtLeastOnce, false).await.unwrap();
     }
-    publ.publish("queued/a", b"q0 is not queued", QoS::AtMostOnce, false)
-        .await
-        .unwrap();
+    publ.publish("queued/a", b"q0 is not queued", QoS::AtMostOnce, false).await.unwrap();
 
     let session_present = sub.reconnect(tcp(broker.port).await, &opts).await.unwrap();
     assert!(session_present, "mqtt_3_2_2_2: stored session resumed");
@@ -62,23 +54,16 @@ async fn persistent_session_receives_qos1_messages_queued_while_offline() {
 fn stop_gracefully(broker: &mut Mosquitto) {
     let pid = std::fs::read_to_string(broker.dir.join("mosquitto.pid")).unwrap();
     let pid = pid.trim();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", pid])
-        .status();
+    let status = std::process::Command::new("kill").args(["-TERM", pid]).status();
     assert!(status.unwrap().success());
     let exited = || {
         std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
-            stat.rsplit(')')
-                .next()
-                .is_some_and(|s| s.trim_start().starts_with('Z'))
+            stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z'))
         })
     };
     let deadline = std::time::Instant::now() + WAIT;
     while !exited() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "mosquitto did not stop"
-        );
+        assert!(std::time::Instant::now() < deadline, "mosquitto did not stop");
         std::thread::sleep(Duration::from_millis(20));
     }
     broker.kill(); // reaps the process
@@ -103,26 +88,16 @@ async fn persistent_session_and_queued_messages_survive_a_broker_restart() {
     sub.subscribe("stored/#", QoS::AtLeastOnce).await.unwrap();
     sub.disconnect().await.unwrap();
     let mut publ = Client::new(tcp(broker.port).await, &mut rx2, &mut tx2, silent);
-    publ.connect(&ConnectOptions::new("restart-pub"))
-        .await
-        .unwrap();
-    publ.publish("stored/a", b"kept", QoS::AtLeastOnce, false)
-        .await
-        .unwrap();
+    publ.connect(&ConnectOptions::new("restart-pub")).await.unwrap();
+    publ.publish("stored/a", b"kept", QoS::AtLeastOnce, false).await.unwrap();
     publ.disconnect().await.unwrap();
 
     stop_gracefully(&mut broker);
-    assert!(
-        dir.join("mosquitto.db").exists(),
-        "persistence file written"
-    );
+    assert!(dir.join("mosquitto.db").exists(), "persistence file written");
     let Some(broker) = Mosquitto::start_in("restart", &dir, &extra) else {
         return;
     };
-    assert!(
-        sub.reconnect(tcp(broker.port).await, &opts).await.unwrap(),
-        "session restored"
-    );
+    assert!(sub.reconnect(tcp(broker.port).await, &opts).await.unwrap(), "session restored");
     next(&mut sub).await;
     assert_eq!(inbox.payloads(), [b"kept"]);
 }
@@ -147,9 +122,8 @@ impl Proxy {
         tokio::spawn(async move {
             let armed = Arc::new(AtomicBool::new(true));
             while let Ok((client, _)) = listener.accept().await {
-                let broker = tokio::net::TcpStream::connect(("127.0.0.1", broker_port))
-                    .await
-                    .unwrap();
+                let broker =
+                    tokio::net::TcpStream::connect(("127.0.0.1", broker_port)).await.unwrap();
                 let connection = {
                     let mut all = record.lock().unwrap();
                     all.push(Vec::new());
@@ -208,11 +182,7 @@ impl Proxy {
     /// The PUBLISH packets the client sent on `connection`.
     fn publishes(&self, connection: usize) -> Vec<Vec<u8>> {
         let all = self.recorded.lock().unwrap();
-        all[connection]
-            .iter()
-            .filter(|p| p[0] >> 4 == PacketType::Publish as u8)
-            .cloned()
-            .collect()
+        all[connection].iter().filter(|p| p[0] >> 4 == PacketType::Publish as u8).cloned().collect()
     }
 }
 
@@ -233,32 +203,17 @@ async fn mqtt_4_4_0_1_unacked_publish_is_resent_with_dup_and_the_same_packet_id(
     publ.connect(&ConnectOptions::new("dup-pub")).await.unwrap(); // discard any old session
     publ.disconnect().await.unwrap();
     publ.reconnect(tcp(proxy.port).await, &opts).await.unwrap();
-    let id = publ
-        .publish_no_wait("dup/t", b"resent", false)
-        .await
-        .unwrap();
-    let lost = tokio::time::timeout(WAIT, publ.wait_acked(id))
-        .await
-        .expect("cut in time");
+    let id = publ.publish_no_wait("dup/t", b"resent", false).await.unwrap();
+    let lost = tokio::time::timeout(WAIT, publ.wait_acked(id)).await.expect("cut in time");
     assert!(matches!(lost, Err(Error::ConnectionClosed)), "{lost:?}");
     assert!(publ.is_in_flight(id));
 
-    assert!(
-        publ.reconnect(tcp(proxy.port).await, &opts).await.unwrap(),
-        "session present"
-    );
-    tokio::time::timeout(WAIT, publ.wait_all_acked())
-        .await
-        .expect("acked in time")
-        .unwrap();
+    assert!(publ.reconnect(tcp(proxy.port).await, &opts).await.unwrap(), "session present");
+    tokio::time::timeout(WAIT, publ.wait_all_acked()).await.expect("acked in time").unwrap();
     assert_eq!(publ.in_flight(), 0);
 
     next(&mut sub).await;
-    assert_eq!(
-        inbox.payloads(),
-        [b"resent"],
-        "delivered once, by the resend"
-    );
+    assert_eq!(inbox.payloads(), [b"resent"], "delivered once, by the resend");
     let original = proxy.publishes(1);
     let resent = proxy.publishes(2);
     assert_eq!((original.len(), resent.len()), (1, 1));
@@ -279,31 +234,18 @@ async fn oversize_message_is_acknowledged_skipped_and_not_redelivered() {
     let opts = ConnectOptions::new("small-sub").clean_session(false);
     let (mut rx1, mut tx1, mut rx2, mut tx2) = ([0u8; 128], [0u8; 128], [0u8; 2048], [0u8; 2048]);
     let mut sub = Client::new(tcp(broker.port).await, &mut rx1, &mut tx1, inbox.handler());
-    sub.connect(&ConnectOptions::new("small-sub"))
-        .await
-        .unwrap();
+    sub.connect(&ConnectOptions::new("small-sub")).await.unwrap();
     sub.disconnect().await.unwrap();
     sub.reconnect(tcp(broker.port).await, &opts).await.unwrap();
     sub.subscribe("big/+", QoS::AtLeastOnce).await.unwrap();
     let mut publ = Client::new(tcp(broker.port).await, &mut rx2, &mut tx2, silent);
     publ.connect(&ConnectOptions::new("big-pub")).await.unwrap();
-    publ.publish("big/1", &[b'x'; 1000], QoS::AtLeastOnce, false)
-        .await
-        .unwrap();
-    publ.publish("big/2", b"small", QoS::AtLeastOnce, false)
-        .await
-        .unwrap();
+    publ.publish("big/1", &[b'x'; 1000], QoS::AtLeastOnce, false).await.unwrap();
+    publ.publish("big/2", b"small", QoS::AtLeastOnce, false).await.unwrap();
 
-    let oversize = tokio::time::timeout(WAIT, sub.wait_msg())
-        .await
-        .expect("in time");
-    let Err(Error::PacketTooLarge(o)) = oversize else {
-        panic!("{oversize:?}")
-    };
-    assert_eq!(
-        (o.packet_type, o.topic_len, o.acknowledged),
-        (PacketType::Publish, Some(5), true)
-    );
+    let oversize = tokio::time::timeout(WAIT, sub.wait_msg()).await.expect("in time");
+    let Err(Error::PacketTooLarge(o)) = oversize else { panic!("{oversize:?}") };
+    assert_eq!((o.packet_type, o.topic_len, o.acknowledged), (PacketType::Publish, Some(5), true));
     assert!(o.size > 1000);
     assert_eq!(sub.state(), State::Connected);
     next(&mut sub).await;
@@ -312,12 +254,8 @@ async fn oversize_message_is_acknowledged_skipped_and_not_redelivered() {
     // Mosquitto got the PUBACK: the resumed session does not redeliver it.
     sub.disconnect().await.unwrap();
     assert!(sub.reconnect(tcp(broker.port).await, &opts).await.unwrap());
-    publ.publish("big/3", b"marker", QoS::AtLeastOnce, false)
-        .await
-        .unwrap();
-    let after = tokio::time::timeout(WAIT, sub.wait_msg())
-        .await
-        .expect("in time");
+    publ.publish("big/3", b"marker", QoS::AtLeastOnce, false).await.unwrap();
+    let after = tokio::time::timeout(WAIT, sub.wait_msg()).await.expect("in time");
     assert!(after.is_ok(), "no oversize redelivery expected: {after:?}");
     assert_eq!(inbox.payloads(), [b"marker"]);
 }

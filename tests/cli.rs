@@ -24,17 +24,11 @@ fn cli() -> Command {
 fn build_example(name: &str) -> PathBuf {
     // This test runs as <target>/<profile>/deps/cli-<hash>.
     let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .to_owned();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_owned();
     let target_dir = profile_dir.parent().unwrap();
     let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     build.args(["build", "--quiet", "--example", name]);
-    build
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CARGO_TARGET_DIR", target_dir);
+    build.current_dir(env!("CARGO_MANIFEST_DIR")).env("CARGO_TARGET_DIR", target_dir);
     if profile_dir.ends_with("release") {
         build.arg("--release");
     }
@@ -43,19 +37,12 @@ fn build_example(name: &str) -> PathBuf {
     }
     let status = build.status().expect("run cargo build --example");
     assert!(status.success(), "cargo build --example {name} failed");
-    profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+    profile_dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// Runs `cli` with `args` to completion (at most 20 s).
 fn run(args: &[&str]) -> Output {
-    let child = cli()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = cli().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     finish(child)
 }
 
@@ -64,10 +51,7 @@ fn finish(mut child: Child) -> Output {
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!(
-                "cli did not exit within 20 s: {:?}",
-                child.wait_with_output()
-            );
+            panic!("cli did not exit within 20 s: {:?}", child.wait_with_output());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -81,10 +65,7 @@ fn text(bytes: &[u8]) -> String {
 /// Asserts the run failed with exactly one `error: ` line on stderr.
 fn assert_error(output: &Output, contains: &str) {
     let stderr = text(&output.stderr);
-    assert!(
-        !output.status.success(),
-        "expected failure, stderr: {stderr}"
-    );
+    assert!(!output.status.success(), "expected failure, stderr: {stderr}");
     assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
     assert!(stderr.starts_with("error: "), "{stderr}");
@@ -96,12 +77,7 @@ fn start_sub(broker: &Mosquitto, args: &[&str]) -> Child {
     let port = broker.port.to_string();
     let mut all = vec!["sub", "-p", &port];
     all.extend_from_slice(args);
-    cli()
-        .args(&all)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    cli().args(&all).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
 #[test]
@@ -112,33 +88,10 @@ fn sub_prints_what_pub_sends_and_exits_after_count() {
     let port = broker.port.to_string();
     // The subscriber counts a retained message first, so it is certainly
     // subscribed before the live ones are sent.
-    let retained = run(&[
-        "pub",
-        "-p",
-        &port,
-        "-t",
-        "cli/ready",
-        "-m",
-        "ready",
-        "-r",
-        "-q",
-        "1",
-    ]);
+    let retained = run(&["pub", "-p", &port, "-t", "cli/ready", "-m", "ready", "-r", "-q", "1"]);
     assert!(retained.status.success(), "{}", text(&retained.stderr));
-    let mut sub = start_sub(
-        &broker,
-        &[
-            "-t",
-            "cli/ready",
-            "-t",
-            "cli/data/+",
-            "-q",
-            "1",
-            "-C",
-            "4",
-            "-v",
-        ],
-    );
+    let mut sub =
+        start_sub(&broker, &["-t", "cli/ready", "-t", "cli/data/+", "-q", "1", "-C", "4", "-v"]);
     let stdout = sub.stdout.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
     assert_eq!(lines.next().unwrap().unwrap(), "cli/ready ready");
@@ -165,11 +118,7 @@ fn sub_prints_what_pub_sends_and_exits_after_count() {
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
     assert_eq!(rest, ["cli/data/1 hello world"; 3]);
     let output = finish(sub);
-    assert!(
-        output.status.success(),
-        "sub failed: {}",
-        text(&output.stderr)
-    );
+    assert!(output.status.success(), "sub failed: {}", text(&output.stderr));
     assert_eq!(text(&output.stderr), "");
 }
 
@@ -179,13 +128,9 @@ fn sub_without_verbose_prints_payloads_only_with_protocol_3_1() {
         return;
     };
     let port = broker.port.to_string();
-    let retained = run(&[
-        "pub", "-p", &port, "-t", "t31", "-m", "old", "-r", "-V", "31",
-    ]);
+    let retained = run(&["pub", "-p", &port, "-t", "t31", "-m", "old", "-r", "-V", "31"]);
     assert!(retained.status.success(), "{}", text(&retained.stderr));
-    let output = run(&[
-        "sub", "-p", &port, "-t", "t31", "-C", "1", "-V", "31", "-i", "sub31",
-    ]);
+    let output = run(&["sub", "-p", &port, "-t", "t31", "-C", "1", "-V", "31", "-i", "sub31"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(text(&output.stdout), "old\n");
 }
@@ -207,13 +152,9 @@ fn refused_connection_prints_error_and_exits_non_zero() {
         return;
     };
     let port = broker.port.to_string();
-    let output = run(&[
-        "pub", "-p", &port, "-t", "t", "-m", "x", "-u", "alice", "-P", "wrong",
-    ]);
+    let output = run(&["pub", "-p", &port, "-t", "t", "-m", "x", "-u", "alice", "-P", "wrong"]);
     assert_error(&output, "connect: connection refused");
-    let output = run(&[
-        "pub", "-p", &port, "-t", "t", "-m", "x", "-u", "alice", "-P", "secret",
-    ]);
+    let output = run(&["pub", "-p", &port, "-t", "t", "-m", "x", "-u", "alice", "-P", "secret"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
 }
 
@@ -221,10 +162,7 @@ fn refused_connection_prints_error_and_exits_non_zero() {
 fn bad_port_prints_error_and_exits_non_zero() {
     let port = common::free_port().to_string(); // nothing listens there
     assert_error(&run(&["sub", "-p", &port, "-t", "a"]), "cannot connect");
-    assert_error(
-        &run(&["pub", "-p", &port, "-t", "a", "-m", "x"]),
-        "cannot connect",
-    );
+    assert_error(&run(&["pub", "-p", &port, "-t", "a", "-m", "x"]), "cannot connect");
     assert_error(&run(&["sub", "-p", "70000", "-t", "a"]), "-p");
 }
 
@@ -251,17 +189,10 @@ fn assert_demo_runs(args: &[&str]) {
         .spawn()
         .unwrap();
     let output = finish(child);
-    assert!(
-        output.status.success(),
-        "demo failed: {}",
-        text(&output.stderr)
-    );
+    assert!(output.status.success(), "demo failed: {}", text(&output.stderr));
     let stdout = text(&output.stdout);
     for n in 1..=2 {
-        assert!(
-            stdout.contains(&format!("received umqtt/demo: {{\"msg\": {n}}}")),
-            "{stdout}"
-        );
+        assert!(stdout.contains(&format!("received umqtt/demo: {{\"msg\": {n}}}")), "{stdout}");
     }
     assert!(stdout.ends_with("disconnected\n"), "{stdout}");
 }

@@ -118,19 +118,10 @@ fn sweep(s: &Scenario) {
         assert_eq!(client.in_flight(), 0, "{} k={k}", s.name);
         drop(client);
         mock.assert_done();
-        assert_eq!(
-            mock.written(),
-            expected,
-            "{} k={k}: bytes on the wire",
-            s.name
-        );
+        assert_eq!(mock.written(), expected, "{} k={k}: bytes on the wire", s.name);
         assert_eq!(got.topics(), s.messages, "{} k={k}: deliveries", s.name);
         if finished {
-            assert!(
-                k > 2,
-                "{}: too few await points ({k}) for yield_every_call",
-                s.name
-            );
+            assert!(k > 2, "{}: too few await points ({k}) for yield_every_call", s.name);
             return;
         }
     }
@@ -139,10 +130,7 @@ fn sweep(s: &Scenario) {
 
 /// An incoming QoS 1 message, and its PUBACK, before the acknowledgment.
 fn incoming() -> [Step; 2] {
-    [
-        Step::Send(publish("in", b"payload", Some(9), false)),
-        Step::Expect(puback(9)),
-    ]
+    [Step::Send(publish("in", b"payload", Some(9), false)), Step::Expect(puback(9))]
 }
 
 fn request(req: Vec<u8>, ack: Vec<u8>) -> Vec<Step> {
@@ -172,10 +160,7 @@ fn cancel_publish_qos1_at_every_await_point() {
         steps: request(publish("t", b"one", Some(1), false), puback(1)),
         call: |c| Box::pin(c.publish("t", b"one", QoS::AtLeastOnce, false)),
         receive: false,
-        again: vec![
-            Step::Expect(publish("t", b"one", Some(2), false)),
-            Step::Send(puback(2)),
-        ],
+        again: vec![Step::Expect(publish("t", b"one", Some(2), false)), Step::Send(puback(2))],
         messages: &["in"],
     });
 }
@@ -187,9 +172,7 @@ fn cancel_subscribe_at_every_await_point() {
         steps: request(subscribe(1, "f/#", QoS::AtLeastOnce), suback(1, &GRANTED)),
         call: |c| {
             Box::pin(async {
-                c.subscribe("f/#", QoS::AtLeastOnce)
-                    .await
-                    .map(|q| assert_eq!(q, QoS::AtLeastOnce))
+                c.subscribe("f/#", QoS::AtLeastOnce).await.map(|q| assert_eq!(q, QoS::AtLeastOnce))
             })
         },
         receive: false,
@@ -220,10 +203,7 @@ fn cancel_ping_at_every_await_point() {
         steps: request(PINGREQ.to_vec(), PINGRESP.to_vec()),
         call: |c| Box::pin(c.ping()),
         receive: false,
-        again: vec![
-            Step::Expect(PINGREQ.to_vec()),
-            Step::Send(PINGRESP.to_vec()),
-        ],
+        again: vec![Step::Expect(PINGREQ.to_vec()), Step::Send(PINGRESP.to_vec())],
         messages: &["in"],
     });
 }
@@ -231,23 +211,14 @@ fn cancel_ping_at_every_await_point() {
 #[test]
 fn cancel_wait_msg_at_every_await_point() {
     for qos1 in [false, true] {
-        let mut steps = vec![Step::Send(publish(
-            "in",
-            b"payload",
-            qos1.then_some(9),
-            false,
-        ))];
+        let mut steps = vec![Step::Send(publish("in", b"payload", qos1.then_some(9), false))];
         if qos1 {
             steps.push(Step::Expect(puback(9)));
         }
         // A second message proves no byte of the first was lost or reused.
         steps.push(Step::Send(publish("after", b"", None, false)));
         sweep(&Scenario {
-            name: if qos1 {
-                "wait_msg qos 1"
-            } else {
-                "wait_msg qos 0"
-            },
+            name: if qos1 { "wait_msg qos 1" } else { "wait_msg qos 0" },
             steps,
             call: |c| Box::pin(c.wait_msg()),
             receive: true,
@@ -321,21 +292,14 @@ fn cancel_connect_at_every_await_point_then_reconnect() {
 #[test]
 fn cancel_connect_during_resend_then_reconnect_resends_everything() {
     for k in 0..1_000 {
-        let resend = [
-            publish("t", b"1", Some(1), true),
-            publish("t", b"2", Some(2), true),
-        ];
+        let resend = [publish("t", b"1", Some(1), true), publish("t", b"2", Some(2), true)];
         let script = |done: bool| {
             let m = MockTransport::new()
                 .expect(&connect(&persistent()))
                 .send(&connack(true))
                 .expect(&resend[0])
                 .expect(&resend[1]);
-            if done {
-                m.send(&cat(&[&puback(1), &puback(2)]))
-            } else {
-                m
-            }
+            if done { m.send(&cat(&[&puback(1), &puback(2)])) } else { m }
         };
         let mut lost = MockTransport::new()
             .expect(&connect(&persistent()))
@@ -372,10 +336,7 @@ fn cancel_connect_during_resend_then_reconnect_resends_everything() {
 #[test]
 fn cancel_disconnect_at_every_await_point() {
     for k in 0..1_000 {
-        let mut mock = connected()
-            .expect(&DISCONNECT)
-            .yield_every_call()
-            .max_read(1);
+        let mut mock = connected().expect(&DISCONNECT).yield_every_call().max_read(1);
         let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
         let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
         drive(client.connect(&opts())).unwrap();
@@ -393,11 +354,7 @@ fn cancel_disconnect_at_every_await_point() {
         );
         drop(client);
         mock.assert_done();
-        assert_eq!(
-            mock.written(),
-            cat(&[&connect(&opts()), &DISCONNECT]),
-            "k={k}"
-        );
+        assert_eq!(mock.written(), cat(&[&connect(&opts()), &DISCONNECT]), "k={k}");
         if finished {
             assert!(k > 2);
             return;

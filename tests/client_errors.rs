@@ -39,10 +39,7 @@ fn fail_with(
     let err = drive(call(&mut client)).unwrap_err();
     let (state, in_flight) = (client.state(), client.in_flight());
     // A failed client refuses further calls instead of writing.
-    assert_eq!(
-        drive(client.publish("t", b"", QoS::AtMostOnce, false)),
-        Err(Error::NotConnected)
-    );
+    assert_eq!(drive(client.publish("t", b"", QoS::AtMostOnce, false)), Err(Error::NotConnected));
     drop(client);
     mock.assert_done();
     (err, state, in_flight)
@@ -60,17 +57,10 @@ fn publish_q0<'c>(c: &'c mut MockClient<'_, Handler>) -> CallFuture<'c> {
 fn eof_mid_packet_is_connection_closed_in_every_waiting_call() {
     let half = |bytes: Vec<u8>| Step::Send(bytes[..bytes.len() - 1].to_vec());
     let cases: [(&str, Vec<Step>, Call); 5] = [
-        (
-            "wait_msg",
-            vec![half(publish("a", b"b", Some(3), false))],
-            |c| Box::pin(c.wait_msg()),
-        ),
+        ("wait_msg", vec![half(publish("a", b"b", Some(3), false))], |c| Box::pin(c.wait_msg())),
         (
             "publish",
-            vec![
-                Step::Expect(publish("t", b"x", Some(1), false)),
-                half(puback(1)),
-            ],
+            vec![Step::Expect(publish("t", b"x", Some(1), false)), half(puback(1))],
             publish_q1,
         ),
         (
@@ -81,16 +71,12 @@ fn eof_mid_packet_is_connection_closed_in_every_waiting_call() {
             ],
             |c| Box::pin(async { c.subscribe("f", QoS::AtMostOnce).await.map(drop) }),
         ),
-        (
-            "unsubscribe",
-            vec![Step::Expect(unsubscribe(1, "f")), half(unsuback(1))],
-            |c| Box::pin(c.unsubscribe("f")),
-        ),
-        (
-            "ping",
-            vec![Step::Expect(PINGREQ.to_vec()), half(PINGRESP.to_vec())],
-            |c| Box::pin(c.ping()),
-        ),
+        ("unsubscribe", vec![Step::Expect(unsubscribe(1, "f")), half(unsuback(1))], |c| {
+            Box::pin(c.unsubscribe("f"))
+        }),
+        ("ping", vec![Step::Expect(PINGREQ.to_vec()), half(PINGRESP.to_vec())], |c| {
+            Box::pin(c.ping())
+        }),
     ];
     for (name, steps, call) in cases {
         for max_read in [None, Some(1)] {
@@ -108,24 +94,15 @@ fn eof_mid_packet_is_connection_closed_in_every_waiting_call() {
 fn read_error_mid_packet_is_a_transport_error_in_every_waiting_call() {
     let half = |bytes: Vec<u8>| Step::Send(bytes[..bytes.len() - 1].to_vec());
     let cases: [(&str, Vec<Step>, Call); 3] = [
-        (
-            "wait_msg",
-            vec![half(publish("a", b"b", None, false))],
-            |c| Box::pin(c.wait_msg()),
-        ),
+        ("wait_msg", vec![half(publish("a", b"b", None, false))], |c| Box::pin(c.wait_msg())),
         (
             "publish",
-            vec![
-                Step::Expect(publish("t", b"x", Some(1), false)),
-                half(puback(1)),
-            ],
+            vec![Step::Expect(publish("t", b"x", Some(1), false)), half(puback(1))],
             publish_q1,
         ),
-        (
-            "ping",
-            vec![Step::Expect(PINGREQ.to_vec()), half(PINGRESP.to_vec())],
-            |c| Box::pin(c.ping()),
-        ),
+        ("ping", vec![Step::Expect(PINGREQ.to_vec()), half(PINGRESP.to_vec())], |c| {
+            Box::pin(c.ping())
+        }),
     ];
     for (name, mut steps, call) in cases {
         steps.push(Step::ReadError);
@@ -146,11 +123,8 @@ fn eof_or_read_error_during_connect_fails_the_connect() {
         let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
         let mut client = Client::new(&mut mock, &mut rx, &mut tx, ignore);
         let err = drive(client.connect(&opts())).unwrap_err();
-        let expected = if last == Step::Eof {
-            Error::ConnectionClosed
-        } else {
-            Error::Transport(MockError)
-        };
+        let expected =
+            if last == Step::Eof { Error::ConnectionClosed } else { Error::Transport(MockError) };
         assert_eq!(err, expected);
         assert_eq!(client.state(), State::Failed);
     }
@@ -162,10 +136,7 @@ fn write_errors_are_transport_errors_and_fail_the_connection() {
     let mut mock = MockTransport::new().step(Step::WriteError);
     let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, ignore);
-    assert_eq!(
-        drive(client.connect(&opts())),
-        Err(Error::Transport(MockError))
-    );
+    assert_eq!(drive(client.connect(&opts())), Err(Error::Transport(MockError)));
     assert_eq!(client.state(), State::Failed);
     drop(client);
     mock.assert_done();
@@ -174,9 +145,7 @@ fn write_errors_are_transport_errors_and_fail_the_connection() {
     let cases: [(&str, Call); 5] = [
         ("publish qos 0", publish_q0),
         ("publish qos 1", publish_q1),
-        ("subscribe", |c| {
-            Box::pin(async { c.subscribe("f", QoS::AtMostOnce).await.map(drop) })
-        }),
+        ("subscribe", |c| Box::pin(async { c.subscribe("f", QoS::AtMostOnce).await.map(drop) })),
         ("ping", |c| Box::pin(c.ping())),
         ("disconnect", |c| Box::pin(c.disconnect())),
     ];
@@ -192,9 +161,7 @@ fn write_errors_are_transport_errors_and_fail_the_connection() {
 
 #[test]
 fn write_error_on_the_puback_is_reported_after_the_delivery() {
-    let mut mock = connected()
-        .send(&publish("in", b"m", Some(4), false))
-        .step(Step::WriteError);
+    let mut mock = connected().send(&publish("in", b"m", Some(4), false)).step(Step::WriteError);
     let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
     let (got, handler) = recorder();
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, handler);
@@ -216,11 +183,7 @@ fn big(packet_id: Option<u16>) -> Vec<u8> {
 /// Bytes of `big` the client needs to decide: fixed header (3), topic
 /// length and topic, and the packet identifier of a QoS 1 PUBLISH.
 fn decision_point(qos1: bool) -> usize {
-    if qos1 {
-        3 + 2 + BIG_TOPIC.len() + 2
-    } else {
-        3 + 2
-    }
+    if qos1 { 3 + 2 + BIG_TOPIC.len() + 2 } else { 3 + 2 }
 }
 
 fn oversize(qos1: bool) -> Oversize {
@@ -274,11 +237,7 @@ fn oversize_publish_is_drained_reported_acknowledged_and_the_next_message_delive
                 assert_eq!(client.state(), State::Connected);
                 drop(client);
                 mock.assert_done();
-                assert_eq!(
-                    got.messages(),
-                    [("next".to_owned(), b"small".to_vec())],
-                    "{case}"
-                );
+                assert_eq!(got.messages(), [("next".to_owned(), b"small".to_vec())], "{case}");
             }
         }
     }
@@ -300,14 +259,8 @@ fn oversize_publish_during_an_ack_wait_is_reported_by_the_next_wait_msg() {
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, handler);
     drive(async {
         client.connect(&opts()).await.unwrap();
-        client
-            .publish("t", b"x", QoS::AtLeastOnce, false)
-            .await
-            .unwrap();
-        assert_eq!(
-            client.wait_msg().await,
-            Err(Error::PacketTooLarge(oversize(true)))
-        );
+        client.publish("t", b"x", QoS::AtLeastOnce, false).await.unwrap();
+        assert_eq!(client.wait_msg().await, Err(Error::PacketTooLarge(oversize(true))));
         client.wait_msg().await.unwrap();
     });
     drop(client);
@@ -337,10 +290,7 @@ fn oversize_publish_whose_topic_exceeds_rx_is_still_acknowledged() {
         topic_len: Some(100),
         acknowledged: true,
     };
-    assert_eq!(
-        drive(client.wait_msg()),
-        Err(Error::PacketTooLarge(expected))
-    );
+    assert_eq!(drive(client.wait_msg()), Err(Error::PacketTooLarge(expected)));
     drive(client.wait_msg()).unwrap();
     drop(client);
     mock.assert_done();

@@ -30,10 +30,7 @@ fn mqtt_4_3_2_2_publish_qos1_delivers_interleaved_publish_before_puback() {
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, handler);
     drive(async {
         client.connect(&opts()).await.unwrap();
-        client
-            .publish("t", b"x", QoS::AtLeastOnce, false)
-            .await
-            .unwrap();
+        client.publish("t", b"x", QoS::AtLeastOnce, false).await.unwrap();
         assert_eq!(client.in_flight(), 0);
         assert_eq!(client.state(), State::Connected);
     });
@@ -65,18 +62,9 @@ fn every_call_works_with_one_byte_reads() {
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, handler);
     drive(async {
         assert!(!client.connect(&opts()).await.unwrap());
-        assert_eq!(
-            client.subscribe("s/#", QoS::AtLeastOnce).await,
-            Ok(QoS::AtLeastOnce)
-        );
-        client
-            .publish("p0", b"zero", QoS::AtMostOnce, false)
-            .await
-            .unwrap();
-        client
-            .publish("p1", b"one", QoS::AtLeastOnce, false)
-            .await
-            .unwrap();
+        assert_eq!(client.subscribe("s/#", QoS::AtLeastOnce).await, Ok(QoS::AtLeastOnce));
+        client.publish("p0", b"zero", QoS::AtMostOnce, false).await.unwrap();
+        client.publish("p1", b"one", QoS::AtLeastOnce, false).await.unwrap();
         client.unsubscribe("s/#").await.unwrap();
         client.ping().await.unwrap();
         client.wait_msg().await.unwrap();
@@ -92,10 +80,7 @@ fn every_call_works_with_one_byte_reads() {
     mock.assert_done();
     assert_eq!(
         got.messages(),
-        [
-            ("s/in1".to_owned(), b"first".to_vec()),
-            ("s/in0".to_owned(), b"second".to_vec())
-        ]
+        [("s/in1".to_owned(), b"first".to_vec()), ("s/in0".to_owned(), b"second".to_vec())]
     );
 }
 
@@ -111,16 +96,10 @@ fn interleaved(one_segment: bool) -> MockTransport {
     let mock = MockTransport::new();
     if one_segment {
         // All three in one read: both PUBACKs go out before the next read.
-        mock.send(&cat(&[&p0, &p7, &p8]))
-            .expect(&puback(7))
-            .expect(&puback(8))
+        mock.send(&cat(&[&p0, &p7, &p8])).expect(&puback(7)).expect(&puback(8))
     } else {
         // One byte per read: each PUBACK goes out before the next byte is read.
-        mock.send(&p0)
-            .send(&p7)
-            .expect(&puback(7))
-            .send(&p8)
-            .expect(&puback(8))
+        mock.send(&p0).send(&p7).expect(&puback(7)).send(&p8).expect(&puback(8))
     }
 }
 
@@ -142,14 +121,9 @@ fn mqtt_4_6_0_2_publishes_before_every_ack_are_delivered_and_acknowledged_in_ord
     for one_segment in [true, false] {
         // (name, what the client writes, the acknowledgment, the call)
         let cases: [(&str, Vec<u8>, Vec<u8>, Call); 4] = [
-            (
-                "puback",
-                publish("t", b"x", Some(1), false),
-                puback(1),
-                |c| {
-                    Box::pin(async { c.publish("t", b"x", QoS::AtLeastOnce, false).await.unwrap() })
-                },
-            ),
+            ("puback", publish("t", b"x", Some(1), false), puback(1), |c| {
+                Box::pin(async { c.publish("t", b"x", QoS::AtLeastOnce, false).await.unwrap() })
+            }),
             (
                 "suback",
                 subscribe(1, "f", QoS::AtMostOnce),
@@ -184,28 +158,20 @@ fn mqtt_4_6_0_2_publishes_before_every_ack_are_delivered_and_acknowledged_in_ord
             });
             drop(client);
             mock.assert_done();
-            assert_eq!(
-                got.topics(),
-                INTERLEAVED_TOPICS,
-                "{name}, one segment: {one_segment}"
-            );
+            assert_eq!(got.topics(), INTERLEAVED_TOPICS, "{name}, one segment: {one_segment}");
         }
     }
 }
 
 #[test]
 fn mqtt_3_2_0_1_publish_before_connack_is_a_protocol_error() {
-    let mut mock = MockTransport::new()
-        .expect(&connect(&opts()))
-        .send(&publish("early", b"", None, false));
+    let mut mock =
+        MockTransport::new().expect(&connect(&opts())).send(&publish("early", b"", None, false));
     let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
     let (got, handler) = recorder();
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, handler);
     let err = drive(client.connect(&opts())).unwrap_err();
-    assert_eq!(
-        err,
-        Error::Protocol(ProtocolError::UnexpectedPacket(PacketType::Publish))
-    );
+    assert_eq!(err, Error::Protocol(ProtocolError::UnexpectedPacket(PacketType::Publish)));
     assert!(err.is_fatal());
     assert_eq!(client.state(), State::Failed);
     drop(client);
@@ -214,18 +180,13 @@ fn mqtt_3_2_0_1_publish_before_connack_is_a_protocol_error() {
 
 #[test]
 fn mqtt_2_3_1_6_puback_for_an_unknown_packet_id_is_ignored() {
-    let mut mock = connected()
-        .expect(&publish("t", b"x", Some(1), false))
-        .send(&puback(42))
-        .send(&puback(1));
+    let mut mock =
+        connected().expect(&publish("t", b"x", Some(1), false)).send(&puback(42)).send(&puback(1));
     let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
     drive(async {
         client.connect(&opts()).await.unwrap();
-        client
-            .publish("t", b"x", QoS::AtLeastOnce, false)
-            .await
-            .unwrap();
+        client.publish("t", b"x", QoS::AtLeastOnce, false).await.unwrap();
     });
     assert_eq!(client.state(), State::Connected);
     assert_eq!(client.in_flight(), 0);
@@ -278,10 +239,7 @@ fn mqtt_2_3_1_6_stale_suback_and_unsuback_are_ignored() {
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
     drive(async {
         client.connect(&opts()).await.unwrap();
-        assert_eq!(
-            client.subscribe("f", QoS::AtLeastOnce).await,
-            Ok(QoS::AtLeastOnce)
-        );
+        assert_eq!(client.subscribe("f", QoS::AtLeastOnce).await, Ok(QoS::AtLeastOnce));
         client.unsubscribe("f").await.unwrap();
     });
     assert_eq!(client.state(), State::Connected);
@@ -300,9 +258,8 @@ fn connack_refusal_codes_1_to_5_are_refused_errors() {
     ];
     for (n, code) in codes.into_iter().enumerate() {
         assert_eq!(code as u8, n as u8 + 1);
-        let mut mock = MockTransport::new()
-            .expect(&connect(&opts()))
-            .send(&connack_code(false, code));
+        let mut mock =
+            MockTransport::new().expect(&connect(&opts())).send(&connack_code(false, code));
         let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
         let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
         let err = drive(client.connect(&opts())).unwrap_err();
@@ -322,30 +279,17 @@ fn connack_refusal_codes_1_to_5_are_refused_errors() {
 #[test]
 fn suback_failure_is_subscribe_refused_and_subscribe_many_returns_each_code() {
     let topics = [
-        SubscribeTopic {
-            filter: "a",
-            qos: QoS::AtLeastOnce,
-        },
-        SubscribeTopic {
-            filter: "b",
-            qos: QoS::AtLeastOnce,
-        },
-        SubscribeTopic {
-            filter: "c",
-            qos: QoS::AtMostOnce,
-        },
+        SubscribeTopic { filter: "a", qos: QoS::AtLeastOnce },
+        SubscribeTopic { filter: "b", qos: QoS::AtLeastOnce },
+        SubscribeTopic { filter: "c", qos: QoS::AtMostOnce },
     ];
-    let codes = [
-        GRANTED_1,
-        SubscribeReturnCode::Failure,
-        SubscribeReturnCode::Success(QoS::AtMostOnce),
-    ];
-    let many = umqtt::mock::packet_bytes(&umqtt::packet::Packet::Subscribe(
-        umqtt::packet::Subscribe {
+    let codes =
+        [GRANTED_1, SubscribeReturnCode::Failure, SubscribeReturnCode::Success(QoS::AtMostOnce)];
+    let many =
+        umqtt::mock::packet_bytes(&umqtt::packet::Packet::Subscribe(umqtt::packet::Subscribe {
             packet_id: id(2),
             topics: umqtt::packet::List::Items(&topics),
-        },
-    ));
+        }));
     let mut mock = connected()
         .expect(&subscribe(1, "no/#", QoS::AtLeastOnce))
         .send(&suback(1, &[SubscribeReturnCode::Failure]))
@@ -357,21 +301,12 @@ fn suback_failure_is_subscribe_refused_and_subscribe_many_returns_each_code() {
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
     drive(async {
         client.connect(&opts()).await.unwrap();
-        let err = client
-            .subscribe("no/#", QoS::AtLeastOnce)
-            .await
-            .unwrap_err();
+        let err = client.subscribe("no/#", QoS::AtLeastOnce).await.unwrap_err();
         assert_eq!(err, Error::SubscribeRefused);
         assert!(!err.is_fatal());
         assert_eq!(client.state(), State::Connected);
-        assert_eq!(
-            client.subscribe_many(&topics).await.unwrap().as_slice(),
-            codes
-        );
-        assert_eq!(
-            client.subscribe("downgraded", QoS::AtLeastOnce).await,
-            Ok(QoS::AtMostOnce)
-        );
+        assert_eq!(client.subscribe_many(&topics).await.unwrap().as_slice(), codes);
+        assert_eq!(client.subscribe("downgraded", QoS::AtLeastOnce).await, Ok(QoS::AtMostOnce));
     });
     drop(client);
     mock.assert_done();
@@ -412,23 +347,14 @@ fn mqtt_2_3_1_2_packet_ids_on_the_wire_count_up_across_packet_types() {
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
     drive(async {
         client.connect(&opts()).await.unwrap();
-        client
-            .publish("t", b"", QoS::AtLeastOnce, false)
-            .await
-            .unwrap();
+        client.publish("t", b"", QoS::AtLeastOnce, false).await.unwrap();
         client.subscribe("f", QoS::AtLeastOnce).await.unwrap();
-        client
-            .publish("t", b"q0", QoS::AtMostOnce, false)
-            .await
-            .unwrap();
+        client.publish("t", b"q0", QoS::AtMostOnce, false).await.unwrap();
         client.unsubscribe("f").await.unwrap();
         assert_eq!(client.publish_no_wait("t", b"", false).await, Ok(id(4)));
         assert_eq!(client.publish_no_wait("t", b"", false).await, Ok(id(5)));
         client.wait_all_acked().await.unwrap();
-        client
-            .publish("t", b"", QoS::AtLeastOnce, false)
-            .await
-            .unwrap();
+        client.publish("t", b"", QoS::AtLeastOnce, false).await.unwrap();
     });
     drop(client);
     mock.assert_done();
@@ -454,14 +380,8 @@ fn every_packet_is_written_with_one_write_and_one_flush() {
     drive(async {
         client.connect(&opts()).await.unwrap();
         client.subscribe("f", QoS::AtLeastOnce).await.unwrap();
-        client
-            .publish("t", &[7; 40], QoS::AtMostOnce, false)
-            .await
-            .unwrap();
-        client
-            .publish("t", &[8; 40], QoS::AtLeastOnce, false)
-            .await
-            .unwrap();
+        client.publish("t", &[7; 40], QoS::AtMostOnce, false).await.unwrap();
+        client.publish("t", &[8; 40], QoS::AtLeastOnce, false).await.unwrap();
         client.wait_msg().await.unwrap();
         client.unsubscribe("f").await.unwrap();
         client.ping().await.unwrap();
@@ -484,10 +404,7 @@ fn state_goes_disconnected_connecting_connected_disconnected() {
     // CONNECT written, no CONNACK: the call waits; give up on it.
     assert_eq!(poll_then_drop(client.connect(&opts()), 10), None);
     assert_eq!(client.state(), State::Connecting);
-    assert_eq!(
-        drive(client.publish("t", b"", QoS::AtMostOnce, false)),
-        Err(Error::NotConnected)
-    );
+    assert_eq!(drive(client.publish("t", b"", QoS::AtMostOnce, false)), Err(Error::NotConnected));
     drive(client.reconnect(&mut mock2, &opts())).unwrap();
     assert_eq!(client.state(), State::Connected);
     drive(client.disconnect()).unwrap();
@@ -530,20 +447,11 @@ fn mqtt_3_1_0_1_calls_before_connect_are_not_connected_and_send_nothing() {
             client.publish("t", b"", QoS::AtLeastOnce, false).await,
             Err(Error::NotConnected)
         );
-        assert_eq!(
-            client.publish_no_wait("t", b"", false).await,
-            Err(Error::NotConnected)
-        );
-        assert_eq!(
-            client.subscribe("f", QoS::AtMostOnce).await,
-            Err(Error::NotConnected)
-        );
+        assert_eq!(client.publish_no_wait("t", b"", false).await, Err(Error::NotConnected));
+        assert_eq!(client.subscribe("f", QoS::AtMostOnce).await, Err(Error::NotConnected));
         assert_eq!(client.subscribe_many(&[]).await, Err(Error::NotConnected));
         assert_eq!(client.unsubscribe("f").await, Err(Error::NotConnected));
-        assert_eq!(
-            client.unsubscribe_many(&["f"]).await,
-            Err(Error::NotConnected)
-        );
+        assert_eq!(client.unsubscribe_many(&["f"]).await, Err(Error::NotConnected));
         assert_eq!(client.wait_msg().await, Err(Error::NotConnected));
         assert_eq!(client.check_msg().await, Err(Error::NotConnected));
         assert_eq!(client.ping().await, Err(Error::NotConnected));
@@ -579,9 +487,7 @@ fn mqtt_3_14_4_2_nothing_is_sent_after_disconnect() {
 /// redelivering `[MQTT-4.3.2-2]`.
 #[test]
 fn mqtt_4_3_2_2_wait_msg_sends_the_puback_before_returning() {
-    let mut mock = connected()
-        .send(&publish("in", b"m", Some(5), false))
-        .expect(&puback(5));
+    let mut mock = connected().send(&publish("in", b"m", Some(5), false)).expect(&puback(5));
     let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
     drive(async {
@@ -595,9 +501,7 @@ fn mqtt_4_3_2_2_wait_msg_sends_the_puback_before_returning() {
 /// Same for `check_msg`.
 #[test]
 fn mqtt_4_3_2_2_check_msg_sends_the_puback_before_returning() {
-    let mut mock = connected()
-        .send(&publish("in", b"m", Some(5), false))
-        .expect(&puback(5));
+    let mut mock = connected().send(&publish("in", b"m", Some(5), false)).expect(&puback(5));
     let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
     drive(async {

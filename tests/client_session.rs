@@ -69,19 +69,13 @@ fn mqtt_4_6_0_1_unacknowledged_publishes_are_resent_in_their_original_order() {
         for payload in [b"1", b"2", b"3"] {
             client.publish_no_wait("t", payload, false).await.unwrap();
         }
-        assert_eq!(
-            client.wait_all_acked().await,
-            Err(Error::Transport(MockError))
-        );
+        assert_eq!(client.wait_all_acked().await, Err(Error::Transport(MockError)));
         assert_eq!(client.state(), State::Failed);
         assert_eq!(client.in_flight(), 2);
         client.reconnect(&mut mock2, &persistent()).await.unwrap();
         client.wait_all_acked().await.unwrap();
         // [MQTT-2.3.1-2]: a new message gets an id not in use, after the old ones.
-        client
-            .publish("t", b"4", QoS::AtLeastOnce, false)
-            .await
-            .unwrap();
+        client.publish("t", b"4", QoS::AtLeastOnce, false).await.unwrap();
     });
     drop(client);
     mock1.assert_done();
@@ -116,13 +110,9 @@ fn mqtt_4_4_0_1_publish_interrupted_by_a_write_error_is_resent_after_reconnect()
 
 #[test]
 fn mqtt_3_1_2_6_clean_session_discards_unacknowledged_publishes() {
-    let mut mock1 = connected()
-        .expect(&publish("t", b"x", Some(1), false))
-        .step(Step::Eof);
+    let mut mock1 = connected().expect(&publish("t", b"x", Some(1), false)).step(Step::Eof);
     // Only CONNECT and CONNACK: a resend would fail the script.
-    let mut mock2 = connected()
-        .expect(&publish("t", b"y", Some(2), false))
-        .send(&puback(2));
+    let mut mock2 = connected().expect(&publish("t", b"y", Some(2), false)).send(&puback(2));
     let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
     let mut client = Client::new(&mut mock1, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
     drive(async {
@@ -136,10 +126,7 @@ fn mqtt_3_1_2_6_clean_session_discards_unacknowledged_publishes() {
         assert_eq!(client.in_flight(), 0);
         assert!(!client.is_in_flight(id(1)));
         client.wait_acked(id(1)).await.unwrap(); // nothing to wait for
-        client
-            .publish("t", b"y", QoS::AtLeastOnce, false)
-            .await
-            .unwrap();
+        client.publish("t", b"y", QoS::AtLeastOnce, false).await.unwrap();
     });
     drop(client);
     mock1.assert_done();
@@ -167,12 +154,7 @@ fn resend_survives_two_reconnects_and_sets_dup_once() {
     let mut client = Client::new(&mut mock1, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
     drive(async {
         client.connect(&persistent()).await.unwrap();
-        assert!(
-            client
-                .publish("t", b"x", QoS::AtLeastOnce, false)
-                .await
-                .is_err()
-        );
+        assert!(client.publish("t", b"x", QoS::AtLeastOnce, false).await.is_err());
         client.reconnect(&mut mock2, &persistent()).await.unwrap();
         assert_eq!(client.wait_all_acked().await, Err(Error::ConnectionClosed));
         client.reconnect(&mut mock3, &persistent()).await.unwrap();

@@ -12,14 +12,10 @@ use umqtt::packet::{
 
 /// The bytes of fixture `name`: hex pairs after the `#` comment lines.
 fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(format!("{name}.hex"));
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(format!("{name}.hex"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(
-        text.starts_with("# "),
-        "{name}: the header saying how it was made is missing"
-    );
+    assert!(text.starts_with("# "), "{name}: the header saying how it was made is missing");
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .flat_map(str::split_whitespace)
@@ -39,17 +35,9 @@ fn check(name: &str, expected: Packet<'_>) {
     assert_eq!(decoded.packet, expected, "{name}: fields");
     // Encode both what we expect and what we decoded (borrowing `bytes`).
     for p in [expected, decoded.packet] {
-        assert_eq!(
-            packet::encoded_len(&p),
-            Ok(bytes.len()),
-            "{name}: encoded_len"
-        );
+        assert_eq!(packet::encoded_len(&p), Ok(bytes.len()), "{name}: encoded_len");
         let mut out = vec![0u8; bytes.len()];
-        assert_eq!(
-            packet::encode(&p, &mut out),
-            Ok(bytes.len()),
-            "{name}: encode"
-        );
+        assert_eq!(packet::encode(&p, &mut out), Ok(bytes.len()), "{name}: encode");
         assert_eq!(out, bytes, "{name}: re-encoded bytes");
     }
 }
@@ -59,10 +47,7 @@ fn id(n: u16) -> PacketId {
 }
 
 fn accepted() -> Packet<'static> {
-    Packet::ConnAck(ConnAck {
-        session_present: false,
-        code: ConnectReturnCode::Accepted,
-    })
+    Packet::ConnAck(ConnAck { session_present: false, code: ConnectReturnCode::Accepted })
 }
 
 const JSON: &[u8] = br#"{"msg": 1}"#;
@@ -126,10 +111,7 @@ fn connack() {
     check("connack_v31_accepted", accepted());
     check(
         "connack_not_authorized",
-        Packet::ConnAck(ConnAck {
-            session_present: false,
-            code: ConnectReturnCode::NotAuthorized,
-        }),
+        Packet::ConnAck(ConnAck { session_present: false, code: ConnectReturnCode::NotAuthorized }),
     );
 }
 
@@ -191,13 +173,7 @@ fn publishes_from_broker() {
         payload: JSON,
     };
     check("publish_qos1_to_subscriber", Packet::Publish(qos1));
-    check(
-        "publish_retained_to_new_subscriber",
-        Packet::Publish(Publish {
-            retain: true,
-            ..qos1
-        }),
-    );
+    check("publish_retained_to_new_subscriber", Packet::Publish(Publish { retain: true, ..qos1 }));
     check(
         "publish_qos0_to_subscriber",
         Packet::Publish(Publish {
@@ -220,30 +196,16 @@ fn pubacks() {
 #[test]
 fn subscribe_with_three_filters() {
     let topics = [
-        SubscribeTopic {
-            filter: "sensors/+/temp",
-            qos: QoS::AtLeastOnce,
-        },
-        SubscribeTopic {
-            filter: "sensors/#",
-            qos: QoS::AtLeastOnce,
-        },
-        SubscribeTopic {
-            filter: "cmd/+/set",
-            qos: QoS::AtLeastOnce,
-        },
+        SubscribeTopic { filter: "sensors/+/temp", qos: QoS::AtLeastOnce },
+        SubscribeTopic { filter: "sensors/#", qos: QoS::AtLeastOnce },
+        SubscribeTopic { filter: "cmd/+/set", qos: QoS::AtLeastOnce },
     ];
     check(
         "subscribe_three_filters",
-        Packet::Subscribe(Subscribe {
-            packet_id: id(1),
-            topics: List::Items(&topics),
-        }),
+        Packet::Subscribe(Subscribe { packet_id: id(1), topics: List::Items(&topics) }),
     );
     let bytes = fixture("subscribe_three_filters");
-    let Packet::Subscribe(s) = packet::decode(&bytes).unwrap().packet else {
-        panic!()
-    };
+    let Packet::Subscribe(s) = packet::decode(&bytes).unwrap().packet else { panic!() };
     assert_eq!(s.topics.len(), 3);
     assert_eq!(s.topics.iter().collect::<Vec<_>>(), topics);
 }
@@ -253,10 +215,7 @@ fn suback_with_three_codes() {
     let codes = [SubscribeReturnCode::Success(QoS::AtLeastOnce); 3];
     check(
         "suback_three_codes",
-        Packet::SubAck(SubAck {
-            packet_id: id(1),
-            return_codes: List::Items(&codes),
-        }),
+        Packet::SubAck(SubAck { packet_id: id(1), return_codes: List::Items(&codes) }),
     );
 }
 
@@ -265,10 +224,7 @@ fn unsubscribe_and_unsuback() {
     let filters = ["sensors/+/temp"];
     check(
         "unsubscribe",
-        Packet::Unsubscribe(Unsubscribe {
-            packet_id: id(2),
-            filters: List::Items(&filters),
-        }),
+        Packet::Unsubscribe(Unsubscribe { packet_id: id(2), filters: List::Items(&filters) }),
     );
     check("unsuback", Packet::UnsubAck(id(2)));
 }
@@ -290,16 +246,9 @@ fn every_fixture_is_checked() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "hex") {
             let name = path.file_stem().unwrap().to_str().unwrap();
-            assert!(
-                source.contains(&format!("\"{name}\"")),
-                "fixture {name} is not checked"
-            );
+            assert!(source.contains(&format!("\"{name}\"")), "fixture {name} is not checked");
             let bytes = fixture(name);
-            assert_eq!(
-                packet::decode(&bytes).map(|d| d.len),
-                Ok(bytes.len()),
-                "{name}"
-            );
+            assert_eq!(packet::decode(&bytes).map(|d| d.len), Ok(bytes.len()), "{name}");
             count += 1;
         }
     }

@@ -82,45 +82,31 @@ fn with_packet<R>(o: &Owned, f: impl FnOnce(Packet<'_>) -> R) -> R {
             password: password.as_deref(),
         })),
         Owned::ConnAck(c) => f(Packet::ConnAck(*c)),
-        Owned::Publish {
-            dup,
-            qos,
-            retain,
-            topic,
-            packet_id,
-            payload,
-        } => f(Packet::Publish(Publish {
-            dup: *dup,
-            qos: *qos,
-            retain: *retain,
-            topic,
-            packet_id: *packet_id,
-            payload,
-        })),
+        Owned::Publish { dup, qos, retain, topic, packet_id, payload } => {
+            f(Packet::Publish(Publish {
+                dup: *dup,
+                qos: *qos,
+                retain: *retain,
+                topic,
+                packet_id: *packet_id,
+                payload,
+            }))
+        }
         Owned::PubAck(id) => f(Packet::PubAck(*id)),
         Owned::PubRec(id) => f(Packet::PubRec(*id)),
         Owned::PubRel(id) => f(Packet::PubRel(*id)),
         Owned::PubComp(id) => f(Packet::PubComp(*id)),
         Owned::Subscribe(id, topics) => {
-            let items: Vec<SubscribeTopic<'_>> = topics
-                .iter()
-                .map(|(filter, qos)| SubscribeTopic { filter, qos: *qos })
-                .collect();
-            f(Packet::Subscribe(Subscribe {
-                packet_id: *id,
-                topics: List::Items(&items),
-            }))
+            let items: Vec<SubscribeTopic<'_>> =
+                topics.iter().map(|(filter, qos)| SubscribeTopic { filter, qos: *qos }).collect();
+            f(Packet::Subscribe(Subscribe { packet_id: *id, topics: List::Items(&items) }))
         }
-        Owned::SubAck(id, codes) => f(Packet::SubAck(SubAck {
-            packet_id: *id,
-            return_codes: List::Items(codes),
-        })),
+        Owned::SubAck(id, codes) => {
+            f(Packet::SubAck(SubAck { packet_id: *id, return_codes: List::Items(codes) }))
+        }
         Owned::Unsubscribe(id, filters) => {
             let items: Vec<&str> = filters.iter().map(String::as_str).collect();
-            f(Packet::Unsubscribe(Unsubscribe {
-                packet_id: *id,
-                filters: List::Items(&items),
-            }))
+            f(Packet::Unsubscribe(Unsubscribe { packet_id: *id, filters: List::Items(&items) }))
         }
         Owned::UnsubAck(id) => f(Packet::UnsubAck(*id)),
         Owned::PingReq => f(Packet::PingReq),
@@ -130,11 +116,7 @@ fn with_packet<R>(o: &Owned, f: impl FnOnce(Packet<'_>) -> R) -> R {
 }
 
 fn qos() -> impl Strategy<Value = QoS> {
-    prop_oneof![
-        Just(QoS::AtMostOnce),
-        Just(QoS::AtLeastOnce),
-        Just(QoS::ExactlyOnce)
-    ]
+    prop_oneof![Just(QoS::AtMostOnce), Just(QoS::AtLeastOnce), Just(QoS::ExactlyOnce)]
 }
 
 fn packet_id() -> impl Strategy<Value = PacketId> {
@@ -182,11 +164,7 @@ fn topic_filter() -> impl Strategy<Value = String> {
             levels.push("#".to_string());
         }
         let filter = levels.join("/");
-        if filter.is_empty() {
-            "#".to_string()
-        } else {
-            filter
-        }
+        if filter.is_empty() { "#".to_string() } else { filter }
     })
 }
 
@@ -230,23 +208,13 @@ fn connack() -> impl Strategy<Value = Owned> {
     (any::<bool>(), 0..=5u8).prop_map(|(session_present, code)| {
         let code = ConnectReturnCode::from_u8(code).unwrap();
         let session_present = session_present && code == ConnectReturnCode::Accepted;
-        Owned::ConnAck(ConnAck {
-            session_present,
-            code,
-        })
+        Owned::ConnAck(ConnAck { session_present, code })
     })
 }
 
 fn publish() -> impl Strategy<Value = Owned> {
-    (
-        qos(),
-        any::<bool>(),
-        any::<bool>(),
-        topic_name(),
-        packet_id(),
-        binary(300),
-    )
-        .prop_map(|(qos, dup, retain, topic, id, payload)| {
+    (qos(), any::<bool>(), any::<bool>(), topic_name(), packet_id(), binary(300)).prop_map(
+        |(qos, dup, retain, topic, id, payload)| {
             let at_most_once = qos == QoS::AtMostOnce;
             Owned::Publish {
                 dup: dup && !at_most_once,
@@ -256,14 +224,12 @@ fn publish() -> impl Strategy<Value = Owned> {
                 packet_id: (!at_most_once).then_some(id),
                 payload,
             }
-        })
+        },
+    )
 }
 
 fn return_code() -> impl Strategy<Value = SubscribeReturnCode> {
-    prop_oneof![
-        qos().prop_map(SubscribeReturnCode::Success),
-        Just(SubscribeReturnCode::Failure)
-    ]
+    prop_oneof![qos().prop_map(SubscribeReturnCode::Success), Just(SubscribeReturnCode::Failure)]
 }
 
 fn any_packet() -> impl Strategy<Value = Owned> {
@@ -275,10 +241,7 @@ fn any_packet() -> impl Strategy<Value = Owned> {
         packet_id().prop_map(Owned::PubRec),
         packet_id().prop_map(Owned::PubRel),
         packet_id().prop_map(Owned::PubComp),
-        (
-            packet_id(),
-            prop::collection::vec((topic_filter(), qos()), 1..8)
-        )
+        (packet_id(), prop::collection::vec((topic_filter(), qos()), 1..8))
             .prop_map(|(id, topics)| Owned::Subscribe(id, topics)),
         (packet_id(), prop::collection::vec(return_code(), 1..8))
             .prop_map(|(id, codes)| Owned::SubAck(id, codes)),
@@ -296,11 +259,7 @@ fn encode_owned(o: &Owned) -> Vec<u8> {
     with_packet(o, |p| {
         let len = packet::encoded_len(&p).unwrap_or_else(|e| panic!("{p:?}: {e}"));
         let mut buf = vec![0u8; len];
-        assert_eq!(
-            packet::encode(&p, &mut buf),
-            Ok(len),
-            "encode wrote encoded_len bytes"
-        );
+        assert_eq!(packet::encode(&p, &mut buf), Ok(len), "encode wrote encoded_len bytes");
         buf
     })
 }
@@ -536,9 +495,6 @@ fn remaining_length_boundaries_roundtrip() {
         assert_eq!((d.packet, d.len), (p, len));
         let header = packet::FixedHeader::parse(&buf).unwrap();
         assert_eq!(header.remaining_len, remaining);
-        assert_eq!(
-            packet::decode(&buf[..len - 1]),
-            Err(DecodeError::Incomplete { needed: 1 })
-        );
+        assert_eq!(packet::decode(&buf[..len - 1]), Err(DecodeError::Incomplete { needed: 1 }));
     }
 }

@@ -129,17 +129,11 @@ fn connect(client_id: &str) -> Connect<'_> {
 }
 
 fn subscribe<'a>(topics: &'a [SubscribeTopic<'a>]) -> Packet<'a> {
-    Packet::Subscribe(Subscribe {
-        packet_id: id(1),
-        topics: List::Items(topics),
-    })
+    Packet::Subscribe(Subscribe { packet_id: id(1), topics: List::Items(topics) })
 }
 
 fn unsubscribe<'a>(filters: &'a [&'a str]) -> Packet<'a> {
-    Packet::Unsubscribe(Unsubscribe {
-        packet_id: id(1),
-        filters: List::Items(filters),
-    })
+    Packet::Unsubscribe(Unsubscribe { packet_id: id(1), filters: List::Items(filters) })
 }
 
 /// A QoS 0 PUBLISH whose topic field holds `topic` (raw bytes).
@@ -165,13 +159,8 @@ fn unsubscribe_raw(filter: &[u8]) -> Vec<u8> {
 /// Ill-formed UTF-8: a lone continuation byte, a truncated sequence, an
 /// overlong encoding of '/', an encoded surrogate U+D800, a code point
 /// above U+10FFFF.
-const ILL_FORMED: &[&[u8]] = &[
-    b"a\x80b",
-    b"a\xc3",
-    b"\xc0\xaf",
-    b"\xed\xa0\x80",
-    b"\xf4\x90\x80\x80",
-];
+const ILL_FORMED: &[&[u8]] =
+    &[b"a\x80b", b"a\xc3", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"];
 
 // ------------------------------------------------- 1.5.3 UTF-8 strings
 
@@ -182,33 +171,20 @@ const ILL_FORMED: &[&[u8]] = &[
 #[test]
 fn mqtt_1_5_3_1_ill_formed_utf8_is_malformed() {
     for bad in ILL_FORMED {
-        assert_eq!(
-            malformed(&publish_raw(bad)),
-            Malformed::InvalidUtf8,
-            "topic {bad:02x?}"
-        );
+        assert_eq!(malformed(&publish_raw(bad)), Malformed::InvalidUtf8, "topic {bad:02x?}");
         assert_eq!(malformed(&subscribe_raw(bad, 0)), Malformed::InvalidUtf8);
         assert_eq!(malformed(&unsubscribe_raw(bad)), Malformed::InvalidUtf8);
         // client identifier, will topic, user name
-        assert_eq!(
-            malformed(&connect_raw(0x02, &[&s(bad)])),
-            Malformed::InvalidUtf8
-        );
+        assert_eq!(malformed(&connect_raw(0x02, &[&s(bad)])), Malformed::InvalidUtf8);
         assert_eq!(
             malformed(&connect_raw(0x06, &[&s(b"c"), &s(bad), &s(b"m")])),
             Malformed::InvalidUtf8
         );
-        assert_eq!(
-            malformed(&connect_raw(0x82, &[&s(b"c"), &s(bad)])),
-            Malformed::InvalidUtf8
-        );
+        assert_eq!(malformed(&connect_raw(0x82, &[&s(b"c"), &s(bad)])), Malformed::InvalidUtf8);
     }
     // Well-formed multi-byte UTF-8 (2, 3 and 4 bytes) is accepted.
     let topic = "caf\u{e9}/\u{20ac}/\u{1f600}";
-    assert_eq!(
-        decodes(&publish_raw(topic.as_bytes())),
-        publish(topic, QoS::AtMostOnce, None, b"")
-    );
+    assert_eq!(decodes(&publish_raw(topic.as_bytes())), publish(topic, QoS::AtMostOnce, None, b""));
     encodes(&publish(topic, QoS::AtMostOnce, None, b""));
 }
 
@@ -217,52 +193,26 @@ fn mqtt_1_5_3_1_ill_formed_utf8_is_malformed() {
 #[test]
 fn mqtt_1_5_3_2_null_character_is_malformed() {
     assert_eq!(malformed(&publish_raw(b"a\0b")), Malformed::NullCharacter);
-    assert_eq!(
-        malformed(&subscribe_raw(b"a/\0", 1)),
-        Malformed::NullCharacter
-    );
+    assert_eq!(malformed(&subscribe_raw(b"a/\0", 1)), Malformed::NullCharacter);
     assert_eq!(malformed(&unsubscribe_raw(b"\0")), Malformed::NullCharacter);
-    assert_eq!(
-        malformed(&connect_raw(0x02, &[&s(b"id\0")])),
-        Malformed::NullCharacter
-    );
+    assert_eq!(malformed(&connect_raw(0x02, &[&s(b"id\0")])), Malformed::NullCharacter);
     assert_eq!(
         malformed(&connect_raw(0x06, &[&s(b"c"), &s(b"w\0"), &s(b"m")])),
         Malformed::NullCharacter
     );
-    assert_eq!(
-        malformed(&connect_raw(0x82, &[&s(b"c"), &s(b"u\0")])),
-        Malformed::NullCharacter
-    );
+    assert_eq!(malformed(&connect_raw(0x82, &[&s(b"c"), &s(b"u\0")])), Malformed::NullCharacter);
 
-    assert_eq!(
-        invalid(&publish("a\0b", QoS::AtMostOnce, None, b"")),
-        Malformed::NullCharacter
-    );
-    assert_eq!(
-        invalid(&Packet::Connect(connect("id\0"))),
-        Malformed::NullCharacter
-    );
-    let c = Connect {
-        username: Some("u\0"),
-        ..connect("c")
-    };
+    assert_eq!(invalid(&publish("a\0b", QoS::AtMostOnce, None, b"")), Malformed::NullCharacter);
+    assert_eq!(invalid(&Packet::Connect(connect("id\0"))), Malformed::NullCharacter);
+    let c = Connect { username: Some("u\0"), ..connect("c") };
     assert_eq!(invalid(&Packet::Connect(c)), Malformed::NullCharacter);
-    let topics = [SubscribeTopic {
-        filter: "a/\0",
-        qos: QoS::AtMostOnce,
-    }];
+    let topics = [SubscribeTopic { filter: "a/\0", qos: QoS::AtMostOnce }];
     assert_eq!(invalid(&subscribe(&topics)), Malformed::NullCharacter);
     assert_eq!(invalid(&unsubscribe(&["\0"])), Malformed::NullCharacter);
 
     // Binary fields (payload, will message, password) may hold zero bytes.
     encodes(&publish("t", QoS::AtMostOnce, None, b"\0\0"));
-    let will = LastWill {
-        topic: "w",
-        payload: b"\0",
-        qos: QoS::AtMostOnce,
-        retain: false,
-    };
+    let will = LastWill { topic: "w", payload: b"\0", qos: QoS::AtMostOnce, retain: false };
     encodes(&Packet::Connect(Connect {
         will: Some(will),
         username: Some("u"),
@@ -276,15 +226,11 @@ fn mqtt_1_5_3_2_null_character_is_malformed() {
 #[test]
 fn mqtt_1_5_3_3_byte_order_mark_is_kept() {
     let bytes = publish_raw(b"\xef\xbb\xbfa/\xef\xbb\xbf");
-    let Packet::Publish(p) = decodes(&bytes) else {
-        panic!()
-    };
+    let Packet::Publish(p) = decodes(&bytes) else { panic!() };
     assert_eq!(p.topic, "\u{feff}a/\u{feff}");
     assert_eq!(encodes(&Packet::Publish(p)), bytes);
     let bytes = connect_raw(0x02, &[&s(b"\xef\xbb\xbf")]);
-    let Packet::Connect(c) = decodes(&bytes) else {
-        panic!()
-    };
+    let Packet::Connect(c) = decodes(&bytes) else { panic!() };
     assert_eq!(c.client_id, "\u{feff}");
 }
 
@@ -329,17 +275,11 @@ fn mqtt_2_2_2_1_reserved_flags_have_listed_values() {
         }
     }
     let codes = [SubscribeReturnCode::Success(QoS::AtMostOnce)];
-    let topics = [SubscribeTopic {
-        filter: "a",
-        qos: QoS::AtMostOnce,
-    }];
+    let topics = [SubscribeTopic { filter: "a", qos: QoS::AtMostOnce }];
     let packets = [
         (Packet::Connect(connect("c")), 0x10),
         (
-            Packet::ConnAck(ConnAck {
-                session_present: false,
-                code: ConnectReturnCode::Accepted,
-            }),
+            Packet::ConnAck(ConnAck { session_present: false, code: ConnectReturnCode::Accepted }),
             0x20,
         ),
         (Packet::PubAck(id(1)), 0x40),
@@ -347,13 +287,7 @@ fn mqtt_2_2_2_1_reserved_flags_have_listed_values() {
         (Packet::PubRel(id(1)), 0x62),
         (Packet::PubComp(id(1)), 0x70),
         (subscribe(&topics), 0x82),
-        (
-            Packet::SubAck(SubAck {
-                packet_id: id(1),
-                return_codes: List::Items(&codes),
-            }),
-            0x90,
-        ),
+        (Packet::SubAck(SubAck { packet_id: id(1), return_codes: List::Items(&codes) }), 0x90),
         (unsubscribe(&["a"]), 0xa2),
         (Packet::UnsubAck(id(1)), 0xb0),
         (Packet::PingReq, 0xc0),
@@ -370,9 +304,7 @@ fn mqtt_2_2_2_1_reserved_flags_have_listed_values() {
 /// the first byte has arrived.
 #[test]
 fn mqtt_2_2_2_2_invalid_flags_are_malformed_from_the_first_byte() {
-    for first in [
-        0x11, 0x28, 0x41, 0x60, 0x80, 0x83, 0x9f, 0xa0, 0xc1, 0xd4, 0xe8,
-    ] {
+    for first in [0x11, 0x28, 0x41, 0x60, 0x80, 0x83, 0x9f, 0xa0, 0xc1, 0xd4, 0xe8] {
         assert_eq!(malformed(&[first]), Malformed::InvalidFlags, "{first:#04x}");
     }
 }
@@ -385,36 +317,18 @@ fn mqtt_2_2_2_2_invalid_flags_are_malformed_from_the_first_byte() {
 /// `PacketId` cannot hold 0, and a QoS > 0 PUBLISH without one is refused.
 #[test]
 fn mqtt_2_3_1_1_packet_id_is_non_zero() {
-    assert_eq!(
-        malformed(&raw(0x32, &[0, 1, b't', 0, 0])),
-        Malformed::ZeroPacketId
-    );
-    assert_eq!(
-        malformed(&raw(0x34, &[0, 1, b't', 0, 0])),
-        Malformed::ZeroPacketId
-    );
-    assert_eq!(
-        malformed(&raw(0x82, &[0, 0, 0, 1, b'a', 0])),
-        Malformed::ZeroPacketId
-    );
-    assert_eq!(
-        malformed(&raw(0xa2, &[0, 0, 0, 1, b'a'])),
-        Malformed::ZeroPacketId
-    );
+    assert_eq!(malformed(&raw(0x32, &[0, 1, b't', 0, 0])), Malformed::ZeroPacketId);
+    assert_eq!(malformed(&raw(0x34, &[0, 1, b't', 0, 0])), Malformed::ZeroPacketId);
+    assert_eq!(malformed(&raw(0x82, &[0, 0, 0, 1, b'a', 0])), Malformed::ZeroPacketId);
+    assert_eq!(malformed(&raw(0xa2, &[0, 0, 0, 1, b'a'])), Malformed::ZeroPacketId);
     for first in [0x40, 0x50, 0x62, 0x70, 0xb0] {
         assert_eq!(malformed(&[first, 2, 0, 0]), Malformed::ZeroPacketId);
     }
     assert_eq!(malformed(&raw(0x90, &[0, 0, 0])), Malformed::ZeroPacketId);
     assert_eq!(PacketId::new(0), None);
 
-    assert_eq!(
-        invalid(&publish("t", QoS::AtLeastOnce, None, b"")),
-        Malformed::PacketIdMismatch
-    );
-    assert_eq!(
-        invalid(&publish("t", QoS::ExactlyOnce, None, b"")),
-        Malformed::PacketIdMismatch
-    );
+    assert_eq!(invalid(&publish("t", QoS::AtLeastOnce, None, b"")), Malformed::PacketIdMismatch);
+    assert_eq!(invalid(&publish("t", QoS::ExactlyOnce, None, b"")), Malformed::PacketIdMismatch);
     let bytes = encodes(&publish("t", QoS::AtLeastOnce, Some(0x1234), b""));
     assert_eq!(bytes, [0x32, 5, 0, 1, b't', 0x12, 0x34]);
     assert_eq!(
@@ -429,18 +343,9 @@ fn mqtt_2_3_1_1_packet_id_is_non_zero() {
 #[test]
 fn mqtt_2_3_1_5_qos0_publish_has_no_packet_id() {
     let bytes = raw(0x30, &[0, 1, b't', 0, 7]);
-    assert_eq!(
-        decodes(&bytes),
-        publish("t", QoS::AtMostOnce, None, &[0, 7])
-    );
-    assert_eq!(
-        invalid(&publish("t", QoS::AtMostOnce, Some(7), b"")),
-        Malformed::PacketIdMismatch
-    );
-    assert_eq!(
-        encodes(&publish("t", QoS::AtMostOnce, None, b"x")),
-        [0x30, 4, 0, 1, b't', b'x']
-    );
+    assert_eq!(decodes(&bytes), publish("t", QoS::AtMostOnce, None, &[0, 7]));
+    assert_eq!(invalid(&publish("t", QoS::AtMostOnce, Some(7), b"")), Malformed::PacketIdMismatch);
+    assert_eq!(encodes(&publish("t", QoS::AtMostOnce, None, b"x")), [0x30, 4, 0, 1, b't', b'x']);
 }
 
 // ------------------------------------------------------------ 3.1 CONNECT
@@ -459,10 +364,7 @@ fn mqtt_3_1_2_1_protocol_name_is_checked() {
     }
     let v311 = encodes(&Packet::Connect(connect("c")));
     assert_eq!(&v311[2..9], b"\0\x04MQTT\x04");
-    let v31 = encodes(&Packet::Connect(Connect {
-        protocol: ProtocolLevel::V31,
-        ..connect("c")
-    }));
+    let v31 = encodes(&Packet::Connect(Connect { protocol: ProtocolLevel::V31, ..connect("c") }));
     assert_eq!(&v31[2..11], b"\0\x06MQIsdp\x03");
 }
 
@@ -472,48 +374,26 @@ fn mqtt_3_1_2_1_protocol_name_is_checked() {
 /// "MQTT" 4 and "MQIsdp" 3 are supported.
 #[test]
 fn mqtt_3_1_2_2_unsupported_protocol_level_is_reported() {
-    for (name, level) in [
-        (&b"MQTT"[..], 3),
-        (b"MQTT", 5),
-        (b"MQTT", 0),
-        (b"MQIsdp", 4),
-        (b"MQIsdp", 255),
-    ] {
+    for (name, level) in
+        [(&b"MQTT"[..], 3), (b"MQTT", 5), (b"MQTT", 0), (b"MQIsdp", 4), (b"MQIsdp", 255)]
+    {
         assert_eq!(
             malformed(&connect_raw_with(name, level, 0x02, &[&s(b"c")])),
             Malformed::UnsupportedProtocolLevel
         );
     }
     let bytes = connect_raw_with(b"MQIsdp", 3, 0x02, &[&s(b"c")]);
-    let Packet::Connect(c) = decodes(&bytes) else {
-        panic!()
-    };
+    let Packet::Connect(c) = decodes(&bytes) else { panic!() };
     assert_eq!(c.protocol, ProtocolLevel::V31);
 }
 
 /// `[MQTT-3.1.2-3]` The reserved bit 0 of the connect flags is zero.
 #[test]
 fn mqtt_3_1_2_3_connect_reserved_flag_is_zero() {
-    assert_eq!(
-        malformed(&connect_raw(0x03, &[&s(b"c")])),
-        Malformed::ConnectReservedFlag
-    );
-    assert_eq!(
-        malformed(&connect_raw(0x01, &[&s(b"c")])),
-        Malformed::ConnectReservedFlag
-    );
-    let will = LastWill {
-        topic: "w",
-        payload: b"m",
-        qos: QoS::ExactlyOnce,
-        retain: true,
-    };
-    let c = Connect {
-        will: Some(will),
-        username: Some("u"),
-        password: Some(b"p"),
-        ..connect("c")
-    };
+    assert_eq!(malformed(&connect_raw(0x03, &[&s(b"c")])), Malformed::ConnectReservedFlag);
+    assert_eq!(malformed(&connect_raw(0x01, &[&s(b"c")])), Malformed::ConnectReservedFlag);
+    let will = LastWill { topic: "w", payload: b"m", qos: QoS::ExactlyOnce, retain: true };
+    let c = Connect { will: Some(will), username: Some("u"), password: Some(b"p"), ..connect("c") };
     let bytes = encodes(&Packet::Connect(c));
     assert_eq!(bytes[9], 0b1111_0110, "all flags but the reserved one");
 }
@@ -523,25 +403,11 @@ fn mqtt_3_1_2_3_connect_reserved_flag_is_zero() {
 /// both.
 #[test]
 fn mqtt_3_1_2_9_will_flag_means_will_fields_present() {
-    assert_eq!(
-        malformed(&connect_raw(0x06, &[&s(b"c")])),
-        Malformed::Truncated
-    );
-    assert_eq!(
-        malformed(&connect_raw(0x06, &[&s(b"c"), &s(b"w")])),
-        Malformed::Truncated
-    );
+    assert_eq!(malformed(&connect_raw(0x06, &[&s(b"c")])), Malformed::Truncated);
+    assert_eq!(malformed(&connect_raw(0x06, &[&s(b"c"), &s(b"w")])), Malformed::Truncated);
     let bytes = connect_raw(0x06, &[&s(b"c"), &s(b"w/t"), &s(b"bye")]);
-    let will = LastWill {
-        topic: "w/t",
-        payload: b"bye",
-        qos: QoS::AtMostOnce,
-        retain: false,
-    };
-    let expected = Packet::Connect(Connect {
-        will: Some(will),
-        ..connect("c")
-    });
+    let will = LastWill { topic: "w/t", payload: b"bye", qos: QoS::AtMostOnce, retain: false };
+    let expected = Packet::Connect(Connect { will: Some(will), ..connect("c") });
     assert_eq!(decodes(&bytes), expected);
     assert_eq!(encodes(&expected), bytes);
 }
@@ -551,10 +417,7 @@ fn mqtt_3_1_2_9_will_flag_means_will_fields_present() {
 #[test]
 fn mqtt_3_1_2_11_no_will_flag_means_no_will_fields() {
     for flags in [0x0a, 0x12, 0x22, 0x2a, 0x32] {
-        assert_eq!(
-            malformed(&connect_raw(flags, &[&s(b"c")])),
-            Malformed::WillFlagsWithoutWill
-        );
+        assert_eq!(malformed(&connect_raw(flags, &[&s(b"c")])), Malformed::WillFlagsWithoutWill);
     }
     // Will fields present without the flag are bytes no field accounts for.
     assert_eq!(
@@ -569,14 +432,8 @@ fn mqtt_3_1_2_11_no_will_flag_means_no_will_fields() {
 /// `[MQTT-3.1.2-13]` With the Will Flag clear, Will QoS is 0.
 #[test]
 fn mqtt_3_1_2_13_no_will_flag_means_will_qos_zero() {
-    assert_eq!(
-        malformed(&connect_raw(0x0a, &[&s(b"c")])),
-        Malformed::WillFlagsWithoutWill
-    );
-    assert_eq!(
-        malformed(&connect_raw(0x12, &[&s(b"c")])),
-        Malformed::WillFlagsWithoutWill
-    );
+    assert_eq!(malformed(&connect_raw(0x0a, &[&s(b"c")])), Malformed::WillFlagsWithoutWill);
+    assert_eq!(malformed(&connect_raw(0x12, &[&s(b"c")])), Malformed::WillFlagsWithoutWill);
     assert!(matches!(
         malformed(&connect_raw(0x1a, &[&s(b"c")])),
         Malformed::InvalidQoS | Malformed::WillFlagsWithoutWill
@@ -591,21 +448,10 @@ fn mqtt_3_1_2_14_will_qos_is_not_3() {
         malformed(&connect_raw(0x1e, &[&s(b"c"), &s(b"w"), &s(b"m")])),
         Malformed::InvalidQoS
     );
-    for (qos, bits) in [
-        (QoS::AtMostOnce, 0x00),
-        (QoS::AtLeastOnce, 0x08),
-        (QoS::ExactlyOnce, 0x10),
-    ] {
-        let will = LastWill {
-            topic: "w",
-            payload: b"m",
-            qos,
-            retain: false,
-        };
-        let bytes = encodes(&Packet::Connect(Connect {
-            will: Some(will),
-            ..connect("c")
-        }));
+    for (qos, bits) in [(QoS::AtMostOnce, 0x00), (QoS::AtLeastOnce, 0x08), (QoS::ExactlyOnce, 0x10)]
+    {
+        let will = LastWill { topic: "w", payload: b"m", qos, retain: false };
+        let bytes = encodes(&Packet::Connect(Connect { will: Some(will), ..connect("c") }));
         assert_eq!(bytes[9] & 0b0001_1000, bits);
     }
     assert_eq!(QoS::from_bits(3), Err(Malformed::InvalidQoS));
@@ -614,31 +460,17 @@ fn mqtt_3_1_2_14_will_qos_is_not_3() {
 /// `[MQTT-3.1.2-15]` With the Will Flag clear, Will Retain is 0.
 #[test]
 fn mqtt_3_1_2_15_no_will_flag_means_will_retain_zero() {
-    assert_eq!(
-        malformed(&connect_raw(0x22, &[&s(b"c")])),
-        Malformed::WillFlagsWithoutWill
-    );
+    assert_eq!(malformed(&connect_raw(0x22, &[&s(b"c")])), Malformed::WillFlagsWithoutWill);
     assert_eq!(encodes(&Packet::Connect(connect("c")))[9] & 0b0010_0000, 0);
-    let will = LastWill {
-        topic: "w",
-        payload: b"m",
-        qos: QoS::AtMostOnce,
-        retain: true,
-    };
-    let bytes = encodes(&Packet::Connect(Connect {
-        will: Some(will),
-        ..connect("c")
-    }));
+    let will = LastWill { topic: "w", payload: b"m", qos: QoS::AtMostOnce, retain: true };
+    let bytes = encodes(&Packet::Connect(Connect { will: Some(will), ..connect("c") }));
     assert_eq!(bytes[9] & 0b0010_0100, 0b0010_0100);
 }
 
 /// `[MQTT-3.1.2-18]` With the User Name Flag clear, no user name follows.
 #[test]
 fn mqtt_3_1_2_18_no_user_name_flag_means_no_user_name() {
-    assert_eq!(
-        malformed(&connect_raw(0x02, &[&s(b"c"), &s(b"u")])),
-        Malformed::TrailingBytes
-    );
+    assert_eq!(malformed(&connect_raw(0x02, &[&s(b"c"), &s(b"u")])), Malformed::TrailingBytes);
     let bytes = encodes(&Packet::Connect(connect("c")));
     assert_eq!(bytes[9] & 0x80, 0);
     assert_eq!(bytes.len(), 2 + 10 + 3);
@@ -647,22 +479,13 @@ fn mqtt_3_1_2_18_no_user_name_flag_means_no_user_name() {
 /// `[MQTT-3.1.2-19]` With the User Name Flag set, a user name follows.
 #[test]
 fn mqtt_3_1_2_19_user_name_flag_means_user_name_present() {
-    assert_eq!(
-        malformed(&connect_raw(0x82, &[&s(b"c")])),
-        Malformed::Truncated
-    );
+    assert_eq!(malformed(&connect_raw(0x82, &[&s(b"c")])), Malformed::Truncated);
     let bytes = connect_raw(0x82, &[&s(b"c"), &s(b"user")]);
-    let expected = Packet::Connect(Connect {
-        username: Some("user"),
-        ..connect("c")
-    });
+    let expected = Packet::Connect(Connect { username: Some("user"), ..connect("c") });
     assert_eq!(decodes(&bytes), expected);
     assert_eq!(encodes(&expected), bytes);
     // An empty user name is still a user name.
-    let empty = Packet::Connect(Connect {
-        username: Some(""),
-        ..connect("c")
-    });
+    let empty = Packet::Connect(Connect { username: Some(""), ..connect("c") });
     assert_eq!(encodes(&empty), connect_raw(0x82, &[&s(b"c"), &s(b"")]));
 }
 
@@ -673,20 +496,14 @@ fn mqtt_3_1_2_20_no_password_flag_means_no_password() {
         malformed(&connect_raw(0x82, &[&s(b"c"), &s(b"u"), &s(b"p")])),
         Malformed::TrailingBytes
     );
-    let bytes = encodes(&Packet::Connect(Connect {
-        username: Some("u"),
-        ..connect("c")
-    }));
+    let bytes = encodes(&Packet::Connect(Connect { username: Some("u"), ..connect("c") }));
     assert_eq!(bytes[9] & 0x40, 0);
 }
 
 /// `[MQTT-3.1.2-21]` With the Password Flag set, a password follows.
 #[test]
 fn mqtt_3_1_2_21_password_flag_means_password_present() {
-    assert_eq!(
-        malformed(&connect_raw(0xc2, &[&s(b"c"), &s(b"u")])),
-        Malformed::Truncated
-    );
+    assert_eq!(malformed(&connect_raw(0xc2, &[&s(b"c"), &s(b"u")])), Malformed::Truncated);
     let bytes = connect_raw(0xc2, &[&s(b"c"), &s(b"u"), &s(b"\x00\xffpw")]);
     let expected = Packet::Connect(Connect {
         username: Some("u"),
@@ -705,30 +522,16 @@ fn mqtt_3_1_2_22_password_requires_user_name() {
         malformed(&connect_raw(0x42, &[&s(b"c"), &s(b"p")])),
         Malformed::PasswordWithoutUsername
     );
-    let c = Connect {
-        password: Some(b"p"),
-        ..connect("c")
-    };
-    assert_eq!(
-        invalid(&Packet::Connect(c)),
-        Malformed::PasswordWithoutUsername
-    );
+    let c = Connect { password: Some(b"p"), ..connect("c") };
+    assert_eq!(invalid(&Packet::Connect(c)), Malformed::PasswordWithoutUsername);
 }
 
 /// `[MQTT-3.1.3-1]` The payload fields appear in the order Client
 /// Identifier, Will Topic, Will Message, User Name, Password.
 #[test]
 fn mqtt_3_1_3_1_payload_field_order() {
-    let bytes = connect_raw(
-        0xee,
-        &[&s(b"id"), &s(b"wt"), &s(b"wm"), &s(b"un"), &s(b"pw")],
-    );
-    let will = LastWill {
-        topic: "wt",
-        payload: b"wm",
-        qos: QoS::AtLeastOnce,
-        retain: true,
-    };
+    let bytes = connect_raw(0xee, &[&s(b"id"), &s(b"wt"), &s(b"wm"), &s(b"un"), &s(b"pw")]);
+    let will = LastWill { topic: "wt", payload: b"wm", qos: QoS::AtLeastOnce, retain: true };
     let expected = Packet::Connect(Connect {
         will: Some(will),
         username: Some("un"),
@@ -744,10 +547,7 @@ fn mqtt_3_1_3_1_payload_field_order() {
 #[test]
 fn mqtt_3_1_3_3_client_id_present_and_first() {
     assert_eq!(malformed(&connect_raw(0x02, &[])), Malformed::Truncated);
-    assert_eq!(
-        malformed(&connect_raw(0x02, &[&[0, 5, b'a']])),
-        Malformed::Truncated
-    );
+    assert_eq!(malformed(&connect_raw(0x02, &[&[0, 5, b'a']])), Malformed::Truncated);
     let bytes = encodes(&Packet::Connect(connect("first")));
     assert_eq!(&bytes[12..], &s(b"first")[..]);
 }
@@ -756,15 +556,10 @@ fn mqtt_3_1_3_3_client_id_present_and_first() {
 #[test]
 fn mqtt_3_1_3_4_client_id_is_utf8() {
     for bad in ILL_FORMED {
-        assert_eq!(
-            malformed(&connect_raw(0x02, &[&s(bad)])),
-            Malformed::InvalidUtf8
-        );
+        assert_eq!(malformed(&connect_raw(0x02, &[&s(bad)])), Malformed::InvalidUtf8);
     }
     let bytes = connect_raw(0x02, &[&s("\u{e9}t\u{e9}".as_bytes())]);
-    let Packet::Connect(c) = decodes(&bytes) else {
-        panic!()
-    };
+    let Packet::Connect(c) = decodes(&bytes) else { panic!() };
     assert_eq!(c.client_id, "\u{e9}t\u{e9}");
 }
 
@@ -774,23 +569,12 @@ fn mqtt_3_1_3_4_client_id_is_utf8() {
 /// `[MQTT-3.1.3-8]` rather than drop the connection.
 #[test]
 fn mqtt_3_1_3_7_empty_client_id_requires_clean_session() {
-    let c = Connect {
-        clean_session: false,
-        ..connect("")
-    };
-    assert_eq!(
-        invalid(&Packet::Connect(c)),
-        Malformed::EmptyClientIdWithSession
-    );
+    let c = Connect { clean_session: false, ..connect("") };
+    assert_eq!(invalid(&Packet::Connect(c)), Malformed::EmptyClientIdWithSession);
     encodes(&Packet::Connect(connect("")));
-    encodes(&Packet::Connect(Connect {
-        clean_session: false,
-        ..connect("c")
-    }));
+    encodes(&Packet::Connect(Connect { clean_session: false, ..connect("c") }));
     let bytes = connect_raw(0x00, &[&s(b"")]);
-    let Packet::Connect(c) = decodes(&bytes) else {
-        panic!()
-    };
+    let Packet::Connect(c) = decodes(&bytes) else { panic!() };
     assert!(!c.clean_session);
     assert_eq!(c.client_id, "");
 }
@@ -813,16 +597,8 @@ fn mqtt_3_1_3_10_will_topic_is_utf8() {
         malformed(&connect_raw(0x06, &[&s(b"c"), &s(b""), &s(b"m")])),
         Malformed::EmptyTopic
     );
-    let will = LastWill {
-        topic: "a/+",
-        payload: b"",
-        qos: QoS::AtMostOnce,
-        retain: false,
-    };
-    let c = Connect {
-        will: Some(will),
-        ..connect("c")
-    };
+    let will = LastWill { topic: "a/+", payload: b"", qos: QoS::AtMostOnce, retain: false };
+    let c = Connect { will: Some(will), ..connect("c") };
     assert_eq!(invalid(&Packet::Connect(c)), Malformed::WildcardInTopicName);
 }
 
@@ -830,16 +606,11 @@ fn mqtt_3_1_3_10_will_topic_is_utf8() {
 #[test]
 fn mqtt_3_1_3_11_user_name_is_utf8() {
     for bad in ILL_FORMED {
-        assert_eq!(
-            malformed(&connect_raw(0x82, &[&s(b"c"), &s(bad)])),
-            Malformed::InvalidUtf8
-        );
+        assert_eq!(malformed(&connect_raw(0x82, &[&s(b"c"), &s(bad)])), Malformed::InvalidUtf8);
     }
     // The password is binary data: any bytes.
     let bytes = connect_raw(0xc2, &[&s(b"c"), &s(b"u"), &s(b"\xff\xfe")]);
-    let Packet::Connect(c) = decodes(&bytes) else {
-        panic!()
-    };
+    let Packet::Connect(c) = decodes(&bytes) else { panic!() };
     assert_eq!(c.password, Some(&b"\xff\xfe"[..]));
 }
 
@@ -850,29 +621,14 @@ fn mqtt_3_1_3_11_user_name_is_utf8() {
 #[test]
 fn mqtt_3_2_2_4_refusal_has_no_session_present() {
     for code in 1..=5u8 {
-        assert_eq!(
-            malformed(&[0x20, 2, 1, code]),
-            Malformed::SessionPresentWithRefusal
-        );
+        assert_eq!(malformed(&[0x20, 2, 1, code]), Malformed::SessionPresentWithRefusal);
         let refused = ConnectReturnCode::from_u8(code).unwrap();
-        let ack = ConnAck {
-            session_present: true,
-            code: refused,
-        };
-        assert_eq!(
-            invalid(&Packet::ConnAck(ack)),
-            Malformed::SessionPresentWithRefusal
-        );
-        let ack = ConnAck {
-            session_present: false,
-            code: refused,
-        };
+        let ack = ConnAck { session_present: true, code: refused };
+        assert_eq!(invalid(&Packet::ConnAck(ack)), Malformed::SessionPresentWithRefusal);
+        let ack = ConnAck { session_present: false, code: refused };
         assert_eq!(encodes(&Packet::ConnAck(ack)), [0x20, 2, 0, code]);
     }
-    let ack = ConnAck {
-        session_present: true,
-        code: ConnectReturnCode::Accepted,
-    };
+    let ack = ConnAck { session_present: true, code: ConnectReturnCode::Accepted };
     assert_eq!(decodes(&[0x20, 2, 1, 0]), Packet::ConnAck(ack));
     assert_eq!(encodes(&Packet::ConnAck(ack)), [0x20, 2, 1, 0]);
 }
@@ -913,16 +669,11 @@ fn mqtt_3_3_1_2_dup_is_zero_at_qos0() {
 fn mqtt_3_3_1_4_qos_bits_not_both_set() {
     for first in [0x36, 0x37, 0x3e, 0x3f] {
         assert_eq!(malformed(&[first]), Malformed::InvalidQoS);
-        assert_eq!(
-            malformed(&raw(first, &[0, 1, b't', 0, 1])),
-            Malformed::InvalidQoS
-        );
+        assert_eq!(malformed(&raw(first, &[0, 1, b't', 0, 1])), Malformed::InvalidQoS);
     }
-    for (qos, first) in [
-        (QoS::AtMostOnce, 0x30),
-        (QoS::AtLeastOnce, 0x32),
-        (QoS::ExactlyOnce, 0x34),
-    ] {
+    for (qos, first) in
+        [(QoS::AtMostOnce, 0x30), (QoS::AtLeastOnce, 0x32), (QoS::ExactlyOnce, 0x34)]
+    {
         let pid = (qos != QoS::AtMostOnce).then_some(1);
         assert_eq!(encodes(&publish("t", qos, pid, b""))[0], first);
     }
@@ -939,25 +690,13 @@ fn mqtt_3_3_2_1_topic_name_is_first_and_utf8() {
         assert_eq!(malformed(&publish_raw(bad)), Malformed::InvalidUtf8);
     }
     let bytes = encodes(&publish("a/b", QoS::AtLeastOnce, Some(1), b"pay"));
-    assert_eq!(
-        bytes,
-        [0x32, 10, 0, 3, b'a', b'/', b'b', 0, 1, b'p', b'a', b'y']
-    );
+    assert_eq!(bytes, [0x32, 10, 0, 3, b'a', b'/', b'b', 0, 1, b'p', b'a', b'y']);
 }
 
 /// `[MQTT-3.3.2-2]` The Topic Name in a PUBLISH has no wildcard.
 #[test]
 fn mqtt_3_3_2_2_topic_name_has_no_wildcards() {
-    for topic in [
-        "#",
-        "+",
-        "a/#",
-        "a/+/b",
-        "a+",
-        "#a",
-        "sport/tennis/#",
-        "+/x",
-    ] {
+    for topic in ["#", "+", "a/#", "a/+/b", "a+", "#a", "sport/tennis/#", "+/x"] {
         assert_eq!(
             malformed(&publish_raw(topic.as_bytes())),
             Malformed::WildcardInTopicName,
@@ -994,10 +733,7 @@ fn mqtt_3_8_1_1_subscribe_flags_are_0010() {
         bad[0] = 0x80 | flags;
         assert_eq!(malformed(&bad), Malformed::InvalidFlags);
     }
-    let topics = [SubscribeTopic {
-        filter: "a",
-        qos: QoS::AtMostOnce,
-    }];
+    let topics = [SubscribeTopic { filter: "a", qos: QoS::AtMostOnce }];
     assert_eq!(decodes(&good), subscribe(&topics));
     assert_eq!(encodes(&subscribe(&topics)), good);
 }
@@ -1016,23 +752,11 @@ fn mqtt_3_8_3_1_subscribe_filters_are_utf8() {
     body.extend(s(b"\xff"));
     body.push(0);
     assert_eq!(malformed(&raw(0x82, &body)), Malformed::InvalidUtf8);
-    assert_eq!(
-        malformed(&subscribe_raw(b"a/#/b", 0)),
-        Malformed::InvalidTopicFilter
-    );
-    let topics = [SubscribeTopic {
-        filter: "a/#/b",
-        qos: QoS::AtMostOnce,
-    }];
+    assert_eq!(malformed(&subscribe_raw(b"a/#/b", 0)), Malformed::InvalidTopicFilter);
+    let topics = [SubscribeTopic { filter: "a/#/b", qos: QoS::AtMostOnce }];
     assert_eq!(invalid(&subscribe(&topics)), Malformed::InvalidTopicFilter);
-    let topics = [SubscribeTopic {
-        filter: "\u{e9}/+/#",
-        qos: QoS::AtLeastOnce,
-    }];
-    assert_eq!(
-        encodes(&subscribe(&topics)),
-        subscribe_raw("\u{e9}/+/#".as_bytes(), 1)
-    );
+    let topics = [SubscribeTopic { filter: "\u{e9}/+/#", qos: QoS::AtLeastOnce }];
+    assert_eq!(encodes(&subscribe(&topics)), subscribe_raw("\u{e9}/+/#".as_bytes(), 1));
 }
 
 /// `[MQTT-3.8.3-3]` A SUBSCRIBE carries at least one filter/QoS pair.
@@ -1040,10 +764,7 @@ fn mqtt_3_8_3_1_subscribe_filters_are_utf8() {
 fn mqtt_3_8_3_3_subscribe_has_at_least_one_filter() {
     assert_eq!(malformed(&raw(0x82, &[0, 1])), Malformed::NoTopicFilters);
     assert_eq!(invalid(&subscribe(&[])), Malformed::NoTopicFilters);
-    let empty = Packet::Subscribe(Subscribe {
-        packet_id: id(1),
-        topics: List::Encoded(&[]),
-    });
+    let empty = Packet::Subscribe(Subscribe { packet_id: id(1), topics: List::Encoded(&[]) });
     assert_eq!(invalid(&empty), Malformed::NoTopicFilters);
 }
 
@@ -1052,17 +773,10 @@ fn mqtt_3_8_3_3_subscribe_has_at_least_one_filter() {
 #[test]
 fn mqtt_3_8_3_4_subscribe_reserved_bits_and_qos() {
     for byte in [0x04, 0x08, 0x80, 0xfc, 0x41] {
-        assert_eq!(
-            malformed(&subscribe_raw(b"a", byte)),
-            Malformed::SubscribeReservedBits
-        );
+        assert_eq!(malformed(&subscribe_raw(b"a", byte)), Malformed::SubscribeReservedBits);
     }
     assert_eq!(malformed(&subscribe_raw(b"a", 3)), Malformed::InvalidQoS);
-    for (qos, byte) in [
-        (QoS::AtMostOnce, 0),
-        (QoS::AtLeastOnce, 1),
-        (QoS::ExactlyOnce, 2),
-    ] {
+    for (qos, byte) in [(QoS::AtMostOnce, 0), (QoS::AtLeastOnce, 1), (QoS::ExactlyOnce, 2)] {
         let topics = [SubscribeTopic { filter: "a", qos }];
         assert_eq!(decodes(&subscribe_raw(b"a", byte)), subscribe(&topics));
         assert_eq!(*encodes(&subscribe(&topics)).last().unwrap(), byte);
@@ -1081,42 +795,25 @@ fn mqtt_3_9_3_2_suback_return_codes_are_0_1_2_or_0x80() {
             0..=2 => {
                 let qos = QoS::from_bits(code).unwrap();
                 let codes = [SubscribeReturnCode::Success(qos)];
-                let ack = Packet::SubAck(SubAck {
-                    packet_id: id(7),
-                    return_codes: List::Items(&codes),
-                });
+                let ack =
+                    Packet::SubAck(SubAck { packet_id: id(7), return_codes: List::Items(&codes) });
                 assert_eq!(decodes(&bytes), ack);
                 assert_eq!(encodes(&ack), bytes);
             }
             0x80 => {
                 let codes = [SubscribeReturnCode::Failure];
-                let ack = Packet::SubAck(SubAck {
-                    packet_id: id(7),
-                    return_codes: List::Items(&codes),
-                });
+                let ack =
+                    Packet::SubAck(SubAck { packet_id: id(7), return_codes: List::Items(&codes) });
                 assert_eq!(decodes(&bytes), ack);
                 assert_eq!(encodes(&ack), bytes);
             }
-            _ => assert_eq!(
-                malformed(&bytes),
-                Malformed::InvalidSubAckReturnCode,
-                "{code:#04x}"
-            ),
+            _ => assert_eq!(malformed(&bytes), Malformed::InvalidSubAckReturnCode, "{code:#04x}"),
         }
     }
     // A bad code after good ones, and a SUBACK without codes.
-    assert_eq!(
-        malformed(&[0x90, 5, 0, 7, 0, 0x80, 0x81]),
-        Malformed::InvalidSubAckReturnCode
-    );
-    assert_eq!(
-        malformed(&[0x90, 2, 0, 7]),
-        Malformed::InvalidSubAckReturnCode
-    );
-    let ack = Packet::SubAck(SubAck {
-        packet_id: id(7),
-        return_codes: List::Items(&[]),
-    });
+    assert_eq!(malformed(&[0x90, 5, 0, 7, 0, 0x80, 0x81]), Malformed::InvalidSubAckReturnCode);
+    assert_eq!(malformed(&[0x90, 2, 0, 7]), Malformed::InvalidSubAckReturnCode);
+    let ack = Packet::SubAck(SubAck { packet_id: id(7), return_codes: List::Items(&[]) });
     assert_eq!(invalid(&ack), Malformed::InvalidSubAckReturnCode);
 }
 
@@ -1142,14 +839,8 @@ fn mqtt_3_10_3_1_unsubscribe_filters_are_utf8() {
     for bad in ILL_FORMED {
         assert_eq!(malformed(&unsubscribe_raw(bad)), Malformed::InvalidUtf8);
     }
-    assert_eq!(
-        malformed(&unsubscribe_raw(b"+a")),
-        Malformed::InvalidTopicFilter
-    );
-    assert_eq!(
-        invalid(&unsubscribe(&["a#"])),
-        Malformed::InvalidTopicFilter
-    );
+    assert_eq!(malformed(&unsubscribe_raw(b"+a")), Malformed::InvalidTopicFilter);
+    assert_eq!(invalid(&unsubscribe(&["a#"])), Malformed::InvalidTopicFilter);
     let bytes = [0xa2, 10, 0, 1, 0, 1, b'a', 0, 3, b'b', b'/', b'#'];
     assert_eq!(decodes(&bytes), unsubscribe(&["a", "b/#"]));
     assert_eq!(encodes(&unsubscribe(&["a", "b/#"])), bytes);
@@ -1206,14 +897,8 @@ fn mqtt_4_7_1_1_wildcards_only_in_filters() {
     for t in ["+", "#", "a/+", "a/#", "+/+/#"] {
         assert_eq!(TopicName::new(t), Err(Malformed::WildcardInTopicName));
         assert!(TopicFilter::new(t).is_ok(), "{t}");
-        assert_eq!(
-            malformed(&publish_raw(t.as_bytes())),
-            Malformed::WildcardInTopicName
-        );
-        let topics = [SubscribeTopic {
-            filter: t,
-            qos: QoS::AtMostOnce,
-        }];
+        assert_eq!(malformed(&publish_raw(t.as_bytes())), Malformed::WildcardInTopicName);
+        let topics = [SubscribeTopic { filter: t, qos: QoS::AtMostOnce }];
         assert_eq!(decodes(&encodes(&subscribe(&topics))), subscribe(&topics));
     }
 }
@@ -1230,23 +915,10 @@ fn mqtt_4_7_1_2_multi_level_wildcard_is_last_and_alone() {
         );
     }
     for bad in ["a#", "a/#/b", "#/", "#/a", "a/b#", "##", "a/##", "#+"] {
-        assert_eq!(
-            TopicFilter::new(bad),
-            Err(Malformed::InvalidTopicFilter),
-            "{bad}"
-        );
-        assert_eq!(
-            malformed(&subscribe_raw(bad.as_bytes(), 0)),
-            Malformed::InvalidTopicFilter
-        );
-        assert_eq!(
-            malformed(&unsubscribe_raw(bad.as_bytes())),
-            Malformed::InvalidTopicFilter
-        );
-        let topics = [SubscribeTopic {
-            filter: bad,
-            qos: QoS::AtMostOnce,
-        }];
+        assert_eq!(TopicFilter::new(bad), Err(Malformed::InvalidTopicFilter), "{bad}");
+        assert_eq!(malformed(&subscribe_raw(bad.as_bytes(), 0)), Malformed::InvalidTopicFilter);
+        assert_eq!(malformed(&unsubscribe_raw(bad.as_bytes())), Malformed::InvalidTopicFilter);
+        let topics = [SubscribeTopic { filter: bad, qos: QoS::AtMostOnce }];
         assert_eq!(invalid(&subscribe(&topics)), Malformed::InvalidTopicFilter);
         assert_eq!(invalid(&unsubscribe(&[bad])), Malformed::InvalidTopicFilter);
     }
@@ -1255,36 +927,19 @@ fn mqtt_4_7_1_2_multi_level_wildcard_is_last_and_alone() {
 /// `[MQTT-4.7.1-3]` '+' occupies a whole level, at any level.
 #[test]
 fn mqtt_4_7_1_3_single_level_wildcard_is_a_whole_level() {
-    for ok in [
-        "+",
-        "+/",
-        "/+",
-        "+/+",
-        "a/+/b",
-        "sport/+/player1",
-        "+/tennis/#",
-    ] {
+    for ok in ["+", "+/", "/+", "+/+", "a/+/b", "sport/+/player1", "+/tennis/#"] {
         assert!(TopicFilter::new(ok).is_ok(), "{ok}");
         assert_eq!(decodes(&unsubscribe_raw(ok.as_bytes())), unsubscribe(&[ok]));
     }
     for bad in ["a+", "+a", "sport+", "a/b+/c", "++", "+#"] {
-        assert_eq!(
-            TopicFilter::new(bad),
-            Err(Malformed::InvalidTopicFilter),
-            "{bad}"
-        );
-        assert_eq!(
-            malformed(&subscribe_raw(bad.as_bytes(), 0)),
-            Malformed::InvalidTopicFilter
-        );
+        assert_eq!(TopicFilter::new(bad), Err(Malformed::InvalidTopicFilter), "{bad}");
+        assert_eq!(malformed(&subscribe_raw(bad.as_bytes(), 0)), Malformed::InvalidTopicFilter);
         assert_eq!(invalid(&unsubscribe(&[bad])), Malformed::InvalidTopicFilter);
     }
 }
 
 fn matches(filter: &str, name: &str) -> bool {
-    TopicFilter::new(filter)
-        .unwrap()
-        .matches(&TopicName::new(name).unwrap())
+    TopicFilter::new(filter).unwrap().matches(&TopicName::new(name).unwrap())
 }
 
 /// `[MQTT-4.7.2-1]` A filter starting with a wildcard does not match a
@@ -1312,14 +967,8 @@ fn mqtt_4_7_3_1_topics_are_not_empty() {
     assert_eq!(malformed(&publish_raw(b"")), Malformed::EmptyTopic);
     assert_eq!(malformed(&subscribe_raw(b"", 0)), Malformed::EmptyTopic);
     assert_eq!(malformed(&unsubscribe_raw(b"")), Malformed::EmptyTopic);
-    assert_eq!(
-        invalid(&publish("", QoS::AtMostOnce, None, b"")),
-        Malformed::EmptyTopic
-    );
-    let topics = [SubscribeTopic {
-        filter: "",
-        qos: QoS::AtMostOnce,
-    }];
+    assert_eq!(invalid(&publish("", QoS::AtMostOnce, None, b"")), Malformed::EmptyTopic);
+    let topics = [SubscribeTopic { filter: "", qos: QoS::AtMostOnce }];
     assert_eq!(invalid(&subscribe(&topics)), Malformed::EmptyTopic);
     assert_eq!(invalid(&unsubscribe(&[""])), Malformed::EmptyTopic);
     // One character, even a separator, is enough.
@@ -1334,14 +983,8 @@ fn mqtt_4_7_3_2_topics_have_no_null_character() {
     assert_eq!(TopicName::new("a\0"), Err(Malformed::NullCharacter));
     assert_eq!(TopicFilter::new("\0/#"), Err(Malformed::NullCharacter));
     assert_eq!(malformed(&publish_raw(b"\0")), Malformed::NullCharacter);
-    assert_eq!(
-        malformed(&subscribe_raw(b"a\0", 0)),
-        Malformed::NullCharacter
-    );
-    let topics = [SubscribeTopic {
-        filter: "+/\0",
-        qos: QoS::AtMostOnce,
-    }];
+    assert_eq!(malformed(&subscribe_raw(b"a\0", 0)), Malformed::NullCharacter);
+    let topics = [SubscribeTopic { filter: "+/\0", qos: QoS::AtMostOnce }];
     assert_eq!(invalid(&subscribe(&topics)), Malformed::NullCharacter);
 }
 
@@ -1355,19 +998,10 @@ fn mqtt_4_7_3_3_topics_are_at_most_65535_bytes() {
     assert!(TopicFilter::new(&longest).is_ok());
     assert_eq!(TopicName::new(&too_long), Err(Malformed::StringTooLong));
     assert_eq!(TopicFilter::new(&too_long), Err(Malformed::StringTooLong));
-    assert_eq!(
-        invalid(&publish(&too_long, QoS::AtMostOnce, None, b"")),
-        Malformed::StringTooLong
-    );
-    let topics = [SubscribeTopic {
-        filter: &too_long,
-        qos: QoS::AtMostOnce,
-    }];
+    assert_eq!(invalid(&publish(&too_long, QoS::AtMostOnce, None, b"")), Malformed::StringTooLong);
+    let topics = [SubscribeTopic { filter: &too_long, qos: QoS::AtMostOnce }];
     assert_eq!(invalid(&subscribe(&topics)), Malformed::StringTooLong);
-    assert_eq!(
-        invalid(&unsubscribe(&[&too_long])),
-        Malformed::StringTooLong
-    );
+    assert_eq!(invalid(&unsubscribe(&[&too_long])), Malformed::StringTooLong);
     let bytes = encodes(&publish(&longest, QoS::AtLeastOnce, Some(1), b"p"));
     assert_eq!(bytes.len(), 1 + 3 + 2 + 65_535 + 2 + 1);
 }
@@ -1388,10 +1022,7 @@ fn mqtt_4_7_3_4_matching_does_not_normalize() {
     assert!(!matches("a", "a/"));
     // Non-normative examples of 4.7.1.
     assert!(matches("sport/tennis/player1/#", "sport/tennis/player1"));
-    assert!(matches(
-        "sport/tennis/player1/#",
-        "sport/tennis/player1/ranking"
-    ));
+    assert!(matches("sport/tennis/player1/#", "sport/tennis/player1/ranking"));
     assert!(matches("sport/#", "sport"));
     assert!(matches("sport/tennis/+", "sport/tennis/player1"));
     assert!(!matches("sport/tennis/+", "sport/tennis/player1/ranking"));
@@ -1417,19 +1048,11 @@ fn section_2_2_1_reserved_packet_types_are_malformed() {
 /// 268,435,455, each value in its shortest form.
 #[test]
 fn section_2_2_3_remaining_length_encoding() {
-    assert_eq!(
-        malformed(&[0xc0, 0x80, 0x80, 0x80, 0x80, 0x01]),
-        Malformed::RemainingLengthTooLong
-    );
-    assert_eq!(
-        malformed(&[0xc0, 0xff, 0xff, 0xff, 0xff]),
-        Malformed::RemainingLengthTooLong
-    );
-    for non_minimal in [
-        &[0xc0, 0x80, 0x00][..],
-        &[0xc0, 0xff, 0x80, 0x00],
-        &[0xc0, 0x80, 0x80, 0x80, 0x00],
-    ] {
+    assert_eq!(malformed(&[0xc0, 0x80, 0x80, 0x80, 0x80, 0x01]), Malformed::RemainingLengthTooLong);
+    assert_eq!(malformed(&[0xc0, 0xff, 0xff, 0xff, 0xff]), Malformed::RemainingLengthTooLong);
+    for non_minimal in
+        [&[0xc0, 0x80, 0x00][..], &[0xc0, 0xff, 0x80, 0x00], &[0xc0, 0x80, 0x80, 0x80, 0x00]]
+    {
         assert_eq!(malformed(non_minimal), Malformed::RemainingLengthNotMinimal);
     }
     // Table 2.4 boundaries: the header parses and the rest is awaited.
@@ -1445,10 +1068,7 @@ fn section_2_2_3_remaining_length_encoding() {
         let h = packet::FixedHeader::parse(header).unwrap();
         assert_eq!(h.remaining_len, remaining);
         assert_eq!(h.header_len, header.len());
-        assert_eq!(
-            packet::decode(header),
-            Err(DecodeError::Incomplete { needed: remaining })
-        );
+        assert_eq!(packet::decode(header), Err(DecodeError::Incomplete { needed: remaining }));
     }
     // The encoder writes the same boundaries.
     for (payload_len, header_len) in [(124usize, 2usize), (125, 3), (16_380, 3), (16_381, 4)] {
@@ -1474,39 +1094,16 @@ fn section_2_2_3_remaining_length_encoding() {
 fn section_1_5_3_fields_longer_than_65535_bytes_are_refused() {
     let long = vec![b'a'; 65_536];
     let long_str = core::str::from_utf8(&long).unwrap();
-    assert_eq!(
-        invalid(&Packet::Connect(connect(long_str))),
-        Malformed::StringTooLong
-    );
-    let c = Connect {
-        username: Some("u"),
-        password: Some(&long),
-        ..connect("c")
-    };
+    assert_eq!(invalid(&Packet::Connect(connect(long_str))), Malformed::StringTooLong);
+    let c = Connect { username: Some("u"), password: Some(&long), ..connect("c") };
     assert_eq!(invalid(&Packet::Connect(c)), Malformed::StringTooLong);
-    let will = LastWill {
-        topic: "w",
-        payload: &long,
-        qos: QoS::AtMostOnce,
-        retain: false,
-    };
+    let will = LastWill { topic: "w", payload: &long, qos: QoS::AtMostOnce, retain: false };
     assert_eq!(
-        invalid(&Packet::Connect(Connect {
-            will: Some(will),
-            ..connect("c")
-        })),
+        invalid(&Packet::Connect(Connect { will: Some(will), ..connect("c") })),
         Malformed::StringTooLong
     );
-    let will = LastWill {
-        topic: "w",
-        payload: &long[1..],
-        qos: QoS::AtMostOnce,
-        retain: false,
-    };
-    encodes(&Packet::Connect(Connect {
-        will: Some(will),
-        ..connect("c")
-    }));
+    let will = LastWill { topic: "w", payload: &long[1..], qos: QoS::AtMostOnce, retain: false };
+    encodes(&Packet::Connect(Connect { will: Some(will), ..connect("c") }));
 }
 
 /// Section 3.2.2: CONNACK reserved flag bits are 0 and return codes above
@@ -1514,16 +1111,10 @@ fn section_1_5_3_fields_longer_than_65535_bytes_are_refused() {
 #[test]
 fn section_3_2_2_connack_reserved_flags_and_codes() {
     for flags in [0x02, 0x80, 0xfe, 0xff] {
-        assert_eq!(
-            malformed(&[0x20, 2, flags, 0]),
-            Malformed::ConnAckReservedFlags
-        );
+        assert_eq!(malformed(&[0x20, 2, flags, 0]), Malformed::ConnAckReservedFlags);
     }
     for code in 6..=255u8 {
-        assert_eq!(
-            malformed(&[0x20, 2, 0, code]),
-            Malformed::InvalidConnectReturnCode
-        );
+        assert_eq!(malformed(&[0x20, 2, 0, code]), Malformed::InvalidConnectReturnCode);
     }
     assert_eq!(malformed(&[0x20, 1, 0]), Malformed::Truncated);
     assert_eq!(malformed(&[0x20, 3, 0, 0, 0]), Malformed::TrailingBytes);
@@ -1546,28 +1137,13 @@ fn fixed_size_packets_have_exact_remaining_length() {
 /// buffer is reported with the size needed, nothing written.
 #[test]
 fn incomplete_and_buffer_too_small() {
-    assert_eq!(
-        packet::decode(&[]),
-        Err(DecodeError::Incomplete { needed: 2 })
-    );
-    assert_eq!(
-        packet::decode(&[0x30]),
-        Err(DecodeError::Incomplete { needed: 1 })
-    );
-    assert_eq!(
-        packet::decode(&[0x30, 0x80]),
-        Err(DecodeError::Incomplete { needed: 1 })
-    );
-    assert_eq!(
-        packet::decode(&[0x30, 5, 0, 1]),
-        Err(DecodeError::Incomplete { needed: 3 })
-    );
+    assert_eq!(packet::decode(&[]), Err(DecodeError::Incomplete { needed: 2 }));
+    assert_eq!(packet::decode(&[0x30]), Err(DecodeError::Incomplete { needed: 1 }));
+    assert_eq!(packet::decode(&[0x30, 0x80]), Err(DecodeError::Incomplete { needed: 1 }));
+    assert_eq!(packet::decode(&[0x30, 5, 0, 1]), Err(DecodeError::Incomplete { needed: 3 }));
     let p = publish("t", QoS::AtMostOnce, None, b"xyz");
     let mut buf = [0xaa; 7];
-    assert_eq!(
-        packet::encode(&p, &mut buf),
-        Err(EncodeError::BufferTooSmall { needed: 8 })
-    );
+    assert_eq!(packet::encode(&p, &mut buf), Err(EncodeError::BufferTooSmall { needed: 8 }));
     assert_eq!(buf, [0xaa; 7]);
 }
 
@@ -1576,23 +1152,12 @@ fn incomplete_and_buffer_too_small() {
 #[test]
 fn decoded_lists_iterate_in_order() {
     let topics = [
-        SubscribeTopic {
-            filter: "a/+",
-            qos: QoS::AtMostOnce,
-        },
-        SubscribeTopic {
-            filter: "b/#",
-            qos: QoS::AtLeastOnce,
-        },
-        SubscribeTopic {
-            filter: "$SYS/x",
-            qos: QoS::ExactlyOnce,
-        },
+        SubscribeTopic { filter: "a/+", qos: QoS::AtMostOnce },
+        SubscribeTopic { filter: "b/#", qos: QoS::AtLeastOnce },
+        SubscribeTopic { filter: "$SYS/x", qos: QoS::ExactlyOnce },
     ];
     let bytes = encodes(&subscribe(&topics));
-    let Packet::Subscribe(s) = decodes(&bytes) else {
-        panic!()
-    };
+    let Packet::Subscribe(s) = decodes(&bytes) else { panic!() };
     assert!(matches!(s.topics, List::Encoded(_)));
     assert_eq!(s.topics.len(), 3);
     assert!(!s.topics.is_empty());
@@ -1606,20 +1171,14 @@ fn decoded_lists_iterate_in_order() {
 /// bytes its decoder refuses.
 #[test]
 fn hand_built_encoded_lists_are_checked() {
-    let bad_filter = Packet::Subscribe(Subscribe {
-        packet_id: id(1),
-        topics: List::Encoded(b"\x00\x01#\x03"),
-    });
+    let bad_filter =
+        Packet::Subscribe(Subscribe { packet_id: id(1), topics: List::Encoded(b"\x00\x01#\x03") });
     assert_eq!(invalid(&bad_filter), Malformed::InvalidQoS);
-    let truncated = Packet::Subscribe(Subscribe {
-        packet_id: id(1),
-        topics: List::Encoded(b"\x00\x05ab"),
-    });
+    let truncated =
+        Packet::Subscribe(Subscribe { packet_id: id(1), topics: List::Encoded(b"\x00\x05ab") });
     assert_eq!(invalid(&truncated), Malformed::Truncated);
-    let bad_code = Packet::SubAck(SubAck {
-        packet_id: id(1),
-        return_codes: List::Encoded(b"\x00\x03"),
-    });
+    let bad_code =
+        Packet::SubAck(SubAck { packet_id: id(1), return_codes: List::Encoded(b"\x00\x03") });
     assert_eq!(invalid(&bad_code), Malformed::InvalidSubAckReturnCode);
     let bad_unsub = Packet::Unsubscribe(Unsubscribe {
         packet_id: id(1),

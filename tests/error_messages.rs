@@ -4,10 +4,12 @@
 
 use std::collections::HashSet;
 
-use umqtt::packet::{self, ConnectReturnCode, DecodeError, EncodeError, List, Malformed, Packet, SubscribeReturnCode};
+use umqtt::QoS;
+use umqtt::packet::{
+    self, ConnectReturnCode, DecodeError, EncodeError, List, Malformed, Packet, SubscribeReturnCode,
+};
 use umqtt::session::PacketIds;
 use umqtt::topic::{TopicFilter, TopicName};
-use umqtt::QoS;
 
 const ALL_MALFORMED: [Malformed; 29] = [
     Malformed::ReservedPacketType,

@@ -41,12 +41,15 @@ fn terminate(dir: &Path) {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        if args.first().is_some_and(|a| a.ends_with(b"mosquitto")) && args.iter().any(|a| *a == config.as_bytes()) {
+        if args.first().is_some_and(|a| a.ends_with(b"mosquitto"))
+            && args.iter().any(|a| *a == config.as_bytes())
+        {
             pids.push(pid);
         }
     }
     assert_eq!(pids.len(), 1, "expected one mosquitto for {config}, found {pids:?}");
-    let status = std::process::Command::new("kill").arg("-TERM").arg(pids[0].to_string()).status().unwrap();
+    let status =
+        std::process::Command::new("kill").arg("-TERM").arg(pids[0].to_string()).status().unwrap();
     assert!(status.success());
     let proc_dir = format!("/proc/{}", pids[0]);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -76,7 +79,10 @@ async fn subscribe_then_go_offline(port: u16) {
 /// more round trip (see the module docs).
 async fn publish_queued<H: FnMut(&Publish<'_>)>(publisher: &mut Client<'_, Tcp, H>) {
     for i in 0..MESSAGES {
-        publisher.publish(TOPIC, format!("queued-{i}").as_bytes(), QoS::AtLeastOnce, false).await.unwrap();
+        publisher
+            .publish(TOPIC, format!("queued-{i}").as_bytes(), QoS::AtLeastOnce, false)
+            .await
+            .unwrap();
     }
     publisher.ping().await.unwrap();
 }
@@ -115,23 +121,36 @@ async fn restart_scenario(test: &str, extra: &str, stop: impl FnOnce(&mut Mosqui
 
     stop(&mut broker);
     // The connected publisher learns that the broker went away.
-    let gone = tokio::time::timeout(Duration::from_secs(5), publisher.wait_msg()).await.expect("no error after the broker died");
+    let gone = tokio::time::timeout(Duration::from_secs(5), publisher.wait_msg())
+        .await
+        .expect("no error after the broker died");
     assert!(matches!(gone, Err(Error::ConnectionClosed | Error::Transport(_))), "got {gone:?}");
     drop(broker);
 
     let restarted = Mosquitto::start_on(test, &dir, port, &conf).expect("mosquitto restarts");
     // The publisher's persistent session survived too.
-    assert!(publisher.reconnect(tcp(port).await, &pub_opts).await.unwrap(), "publisher session lost");
+    assert!(
+        publisher.reconnect(tcp(port).await, &pub_opts).await.unwrap(),
+        "publisher session lost"
+    );
     let (session_present, got) = receive_after_restart(port).await;
     let expected: Vec<String> = (0..MESSAGES).map(|i| format!("queued-{i}")).collect();
-    println!("{test}: session_present {session_present}, {} of {MESSAGES} queued messages after restart", got.len());
+    println!(
+        "{test}: session_present {session_present}, {} of {MESSAGES} queued messages after restart",
+        got.len()
+    );
     assert!(session_present, "subscriber session lost; broker log:\n{}", restarted.log());
     assert_eq!(got, expected, "queued QoS 1 messages lost or reordered across the restart");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_qos1_messages_survive_sigkill_with_autosave_on_changes() {
-    restart_scenario("restart-sigkill", "autosave_on_changes true\nautosave_interval 1\n", Mosquitto::kill).await;
+    restart_scenario(
+        "restart-sigkill",
+        "autosave_on_changes true\nautosave_interval 1\n",
+        Mosquitto::kill,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

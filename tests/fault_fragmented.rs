@@ -40,6 +40,11 @@ async fn packets_split_into_one_to_three_byte_pieces_are_reassembled() {
     }
     drop(client);
     let expected: Vec<String> = (0..MESSAGES).map(|i| format!("message-{i}")).collect();
-    println!("fragmented: {} of {MESSAGES} received, {} bytes up, {} bytes down", got.borrow().len(), proxy.bytes(Dir::Up), proxy.bytes(Dir::Down));
+    println!(
+        "fragmented: {} of {MESSAGES} received, {} bytes up, {} bytes down",
+        got.borrow().len(),
+        proxy.bytes(Dir::Up),
+        proxy.bytes(Dir::Down)
+    );
     assert_eq!(*got.borrow(), expected);
 }

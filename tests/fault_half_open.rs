@@ -33,13 +33,22 @@ async fn mqtt_3_1_2_24_half_open_detected_by_wait_msg_within_one_and_a_half_keep
     let since = Instant::now();
     proxy.set_black_hole(true);
 
-    let result = tokio::time::timeout(Duration::from_secs(10), client.wait_msg()).await.expect("wait_msg hung");
+    let result = tokio::time::timeout(Duration::from_secs(10), client.wait_msg())
+        .await
+        .expect("wait_msg hung");
     let detected = since.elapsed();
-    println!("half-open (wait_msg): KeepAliveTimeout after {:.3} s, keepalive {KEEP_ALIVE_SECS} s, bound {:.1} s", detected.as_secs_f64(), bound().as_secs_f64());
+    println!(
+        "half-open (wait_msg): KeepAliveTimeout after {:.3} s, keepalive {KEEP_ALIVE_SECS} s, bound {:.1} s",
+        detected.as_secs_f64(),
+        bound().as_secs_f64()
+    );
     assert!(matches!(result, Err(Error::KeepAliveTimeout)), "got {result:?}");
     assert_eq!(client.state(), State::Failed);
     assert!(detected <= bound() + SLACK, "detected after {detected:?}, over 1.5 × keepalive");
-    assert!(detected >= Duration::from_secs(u64::from(KEEP_ALIVE_SECS)), "gave up before one keepalive interval: {detected:?}");
+    assert!(
+        detected >= Duration::from_secs(u64::from(KEEP_ALIVE_SECS)),
+        "gave up before one keepalive interval: {detected:?}"
+    );
     // The client did try: its PINGREQ (2 bytes) went into the black hole.
     assert_eq!(proxy.black_holed(Dir::Up), 2, "exactly one PINGREQ expected");
 }
@@ -58,12 +67,17 @@ async fn half_open_detected_by_check_msg_polling_loop() {
     // The application's own loop: check_msg every 20 ms (tick, not sync).
     let result = loop {
         match client.check_msg().await {
-            Ok(_) if since.elapsed() < Duration::from_secs(10) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Ok(_) if since.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
             other => break other,
         }
     };
     let detected = since.elapsed();
-    println!("half-open (check_msg loop, 20 ms tick): KeepAliveTimeout after {:.3} s", detected.as_secs_f64());
+    println!(
+        "half-open (check_msg loop, 20 ms tick): KeepAliveTimeout after {:.3} s",
+        detected.as_secs_f64()
+    );
     assert!(matches!(result, Err(Error::KeepAliveTimeout)), "got {result:?}");
     assert!(detected <= bound() + SLACK, "detected after {detected:?}");
     assert!(detected >= Duration::from_secs(u64::from(KEEP_ALIVE_SECS)));
@@ -77,7 +91,9 @@ async fn half_open_during_qos1_publish_times_out_then_resends_after_reconnect() 
     // A witness subscribed directly to the broker.
     let (mut wrx, mut wtx) = ([0u8; 256], [0u8; 256]);
     let mut got = Vec::new();
-    let mut witness = Client::new(tcp(broker.port).await, &mut wrx, &mut wtx, |m: &Publish<'_>| got.push((m.payload.to_vec(), m.dup)));
+    let mut witness = Client::new(tcp(broker.port).await, &mut wrx, &mut wtx, |m: &Publish<'_>| {
+        got.push((m.payload.to_vec(), m.dup))
+    });
     witness.connect(&ConnectOptions::new("half-open-witness")).await.unwrap();
     witness.subscribe("half-open/t", QoS::AtLeastOnce).await.unwrap();
 
@@ -93,12 +109,17 @@ async fn half_open_during_qos1_publish_times_out_then_resends_after_reconnect() 
     let started = Instant::now();
     let result = client.publish("half-open/t", b"m1", QoS::AtLeastOnce, false).await;
     let waited = started.elapsed();
-    println!("half-open (publish QoS 1): {result:?} after {:.3} s (ack timeout 0.5 s)", waited.as_secs_f64());
+    println!(
+        "half-open (publish QoS 1): {result:?} after {:.3} s (ack timeout 0.5 s)",
+        waited.as_secs_f64()
+    );
     assert!(matches!(result, Err(Error::Timeout)), "got {result:?}");
     assert!(waited >= Duration::from_millis(500) && waited <= Duration::from_millis(500) + SLACK);
     assert_eq!(client.in_flight(), 1, "the unacknowledged publish stays stored");
     // Keepalive then declares the link dead.
-    let dead = tokio::time::timeout(Duration::from_secs(10), client.wait_msg()).await.expect("wait_msg hung");
+    let dead = tokio::time::timeout(Duration::from_secs(10), client.wait_msg())
+        .await
+        .expect("wait_msg hung");
     assert!(matches!(dead, Err(Error::KeepAliveTimeout)), "got {dead:?}");
 
     // The network comes back: a new connection resends it (with DUP=1).
@@ -106,7 +127,10 @@ async fn half_open_during_qos1_publish_times_out_then_resends_after_reconnect() 
     proxy.set_black_hole(false);
     client.reconnect(tcp(proxy.port).await, &opts).await.unwrap();
     client.wait_all_acked().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(5), witness.wait_msg()).await.expect("witness got nothing").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), witness.wait_msg())
+        .await
+        .expect("witness got nothing")
+        .unwrap();
     drop(witness);
     // The broker never saw the first copy; it does not forward DUP to
     // subscribers [MQTT-3.3.1-3].

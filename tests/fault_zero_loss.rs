@@ -90,7 +90,10 @@ async fn reconnect<H: FnMut(&Publish<'_>)>(
 
 async fn publisher(port: u16, n: u32, ready: Arc<Barrier>) -> Side {
     let (mut rx, mut tx) = ([0u8; 512], [0u8; 1024]);
-    let opts = ConnectOptions::new("zero-loss-pub").clean_session(false).keep_alive_secs(30).ack_timeout(umqtt_secs(5));
+    let opts = ConnectOptions::new("zero-loss-pub")
+        .clean_session(false)
+        .keep_alive_secs(30)
+        .ack_timeout(umqtt_secs(5));
     let mut client = Client::new(tcp(port).await, &mut rx, &mut tx, |_: &Publish<'_>| {});
     let mut side = Side::default();
     client.connect(&opts).await.expect("publisher connect");
@@ -99,10 +102,14 @@ async fn publisher(port: u16, n: u32, ready: Arc<Barrier>) -> Side {
         let payload = seq.to_string();
         loop {
             assert_eq!(client.in_flight(), 0, "outbox must be empty between messages");
-            let Err(e) = client.publish(TOPIC, payload.as_bytes(), QoS::AtLeastOnce, false).await else {
+            let Err(e) = client.publish(TOPIC, payload.as_bytes(), QoS::AtLeastOnce, false).await
+            else {
                 break;
             };
-            assert!(e.is_fatal() || matches!(e, Error::Timeout | Error::NotConnected), "publish failed with {e:?}");
+            assert!(
+                e.is_fatal() || matches!(e, Error::Timeout | Error::NotConnected),
+                "publish failed with {e:?}"
+            );
             let stored = client.in_flight() == 1;
             // Reconnect (which resends a stored publish with DUP=1), then
             // wait for every ack, reconnecting again while that fails.
@@ -129,7 +136,10 @@ fn umqtt_secs(s: u64) -> embassy_time::Duration {
 
 async fn subscriber(port: u16, n: u32, seen: Arc<Mutex<Seen>>, ready: Arc<Barrier>) -> Side {
     let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
-    let opts = ConnectOptions::new("zero-loss-sub").clean_session(false).keep_alive_secs(30).ack_timeout(umqtt_secs(5));
+    let opts = ConnectOptions::new("zero-loss-sub")
+        .clean_session(false)
+        .keep_alive_secs(30)
+        .ack_timeout(umqtt_secs(5));
     let record = Arc::clone(&seen);
     let mut client = Client::new(tcp(port).await, &mut rx, &mut tx, move |m: &Publish<'_>| {
         let seq: u32 = std::str::from_utf8(m.payload).unwrap().parse().unwrap();
@@ -162,7 +172,13 @@ async fn subscriber(port: u16, n: u32, seen: Arc<Mutex<Seen>>, ready: Arc<Barrie
 }
 
 /// Arms `kills` kills one after the other on `proxy` until `done`.
-async fn kill_driver(proxy: Arc<Proxy>, kills: u64, max_up: u64, max_down: u64, mut done: watch::Receiver<bool>) {
+async fn kill_driver(
+    proxy: Arc<Proxy>,
+    kills: u64,
+    max_up: u64,
+    max_down: u64,
+    mut done: watch::Receiver<bool>,
+) {
     for k in 0..kills {
         proxy.kill_random(max_up, max_down);
         tokio::select! {
@@ -174,8 +190,8 @@ async fn kill_driver(proxy: Arc<Proxy>, kills: u64, max_up: u64, max_down: u64, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_4_4_0_1_qos1_zero_loss_through_connection_kills() {
-    let n = env_u64("UMQTT_ZERO_LOSS_MESSAGES", 2000) as u32;
-    let kills = env_u64("UMQTT_ZERO_LOSS_KILLS", 20);
+    let n = env_u64("UMQTT_ZERO_LOSS_MESSAGES", 10_000) as u32;
+    let kills = env_u64("UMQTT_ZERO_LOSS_KILLS", 100);
     let seed = env_u64("UMQTT_ZERO_LOSS_SEED", 7);
     // No queue limit: a broker dropping queued messages is not the
     // client's loss (Mosquitto's default keeps 1000 per client).
@@ -197,17 +213,35 @@ async fn mqtt_4_4_0_1_qos1_zero_loss_through_connection_kills() {
     let (publish_bytes, ack_bytes) = (20, 4);
     let (done_tx, done_rx) = watch::channel(false);
     let drivers = [
-        tokio::spawn(kill_driver(Arc::clone(&pub_proxy), kills, per_kill * publish_bytes, per_kill * ack_bytes, done_rx.clone())),
-        tokio::spawn(kill_driver(Arc::clone(&sub_proxy), kills, per_kill * ack_bytes, per_kill * publish_bytes, done_rx)),
+        tokio::spawn(kill_driver(
+            Arc::clone(&pub_proxy),
+            kills,
+            per_kill * publish_bytes,
+            per_kill * ack_bytes,
+            done_rx.clone(),
+        )),
+        tokio::spawn(kill_driver(
+            Arc::clone(&sub_proxy),
+            kills,
+            per_kill * ack_bytes,
+            per_kill * publish_bytes,
+            done_rx,
+        )),
     ];
 
     let limit = Duration::from_secs(120 + u64::from(n) / 100);
-    let (pub_side, sub_side) = tokio::time::timeout(limit, async { (publ.await.unwrap(), sub.await.unwrap()) })
-        .await
-        .unwrap_or_else(|_| {
-            let s = seen.lock().unwrap();
-            panic!("not done within {limit:?}: {} of {n} seen; pub kills {}, sub kills {}", s.count.len(), pub_proxy.kills(), sub_proxy.kills())
-        });
+    let (pub_side, sub_side) =
+        tokio::time::timeout(limit, async { (publ.await.unwrap(), sub.await.unwrap()) })
+            .await
+            .unwrap_or_else(|_| {
+                let s = seen.lock().unwrap();
+                panic!(
+                    "not done within {limit:?}: {} of {n} seen; pub kills {}, sub kills {}",
+                    s.count.len(),
+                    pub_proxy.kills(),
+                    sub_proxy.kills()
+                )
+            });
     let elapsed = started.elapsed();
     done_tx.send_replace(true);
     for d in drivers {

@@ -40,7 +40,9 @@ struct Inbox(Arc<Mutex<Vec<Msg>>>);
 impl Inbox {
     fn handler(&self) -> impl FnMut(&Publish<'_>) + use<> {
         let inbox = Arc::clone(&self.0);
-        move |m: &Publish<'_>| inbox.lock().unwrap().push((m.topic.to_owned(), m.payload.to_vec(), m.qos, m.retain))
+        move |m: &Publish<'_>| {
+            inbox.lock().unwrap().push((m.topic.to_owned(), m.payload.to_vec(), m.qos, m.retain))
+        }
     }
 
     fn len(&self) -> usize {
@@ -110,7 +112,10 @@ async fn round_trip(c: &Ctx) -> Res<()> {
     publ.publish(&topic, b"qos1", QoS::AtLeastOnce, false).await.map_err(err("publish QoS 1"))?;
     receive(&mut sub, &inbox, 2).await?;
     let got = inbox.take();
-    let want = [(topic.clone(), b"qos0".to_vec(), QoS::AtMostOnce, false), (topic.clone(), b"qos1".to_vec(), granted.min(QoS::AtLeastOnce), false)];
+    let want = [
+        (topic.clone(), b"qos0".to_vec(), QoS::AtMostOnce, false),
+        (topic.clone(), b"qos1".to_vec(), granted.min(QoS::AtLeastOnce), false),
+    ];
     if got != want {
         return Err(format!("received {got:?}"));
     }
@@ -127,7 +132,9 @@ async fn retained(c: &Ctx) -> Res<()> {
     let (mut rx1, mut tx1, mut rx2, mut tx2) = ([0u8; 512], [0u8; 512], [0u8; 512], [0u8; 512]);
     let mut publ = Client::new(tcp(c.port).await, &mut rx2, &mut tx2, |_: &Publish<'_>| {});
     publ.connect(&c.opts(&pub_id)).await.map_err(err("publisher connect"))?;
-    publ.publish(&topic, b"last-known", QoS::AtLeastOnce, true).await.map_err(err("publish retained"))?;
+    publ.publish(&topic, b"last-known", QoS::AtLeastOnce, true)
+        .await
+        .map_err(err("publish retained"))?;
     let inbox = Inbox::default();
     let mut sub = Client::new(tcp(c.port).await, &mut rx1, &mut tx1, inbox.handler());
     sub.connect(&c.opts(&sub_id)).await.map_err(err("subscriber connect"))?;
@@ -180,7 +187,9 @@ async fn persistent_session(c: &Ctx) -> Res<()> {
     let mut publ = Client::new(tcp(c.port).await, &mut rx2, &mut tx2, |_: &Publish<'_>| {});
     publ.connect(&c.opts(&pub_id)).await.map_err(err("publisher connect"))?;
     for i in 0..5 {
-        publ.publish(&topic, format!("queued-{i}").as_bytes(), QoS::AtLeastOnce, false).await.map_err(err("publish"))?;
+        publ.publish(&topic, format!("queued-{i}").as_bytes(), QoS::AtLeastOnce, false)
+            .await
+            .map_err(err("publish"))?;
     }
     let present = sub.reconnect(tcp(c.port).await, &keep).await.map_err(err("reconnect"))?;
     // MQTT 3.1's CONNACK has no session-present flag (3.1.1 added it): at
@@ -195,7 +204,9 @@ async fn persistent_session(c: &Ctx) -> Res<()> {
         return Err(format!("received {got:?}"));
     }
     // Leave no session behind.
-    sub.reconnect(tcp(c.port).await, &c.opts(&sub_id).clean_session(true)).await.map_err(err("clean up"))?;
+    sub.reconnect(tcp(c.port).await, &c.opts(&sub_id).clean_session(true))
+        .await
+        .map_err(err("clean up"))?;
     Ok(())
 }
 
@@ -211,19 +222,25 @@ async fn qos1_pipelined(c: &Ctx) -> Res<()> {
     let mut publ = Client::new(tcp(c.port).await, &mut rx2, &mut tx2, |_: &Publish<'_>| {});
     publ.connect(&c.opts(&pub_id).max_in_flight(16)).await.map_err(err("publisher connect"))?;
     for i in 0..N {
-        publ.publish_no_wait(&topic, format!("m{i}").as_bytes(), false).await.map_err(err("publish_no_wait"))?;
+        publ.publish_no_wait(&topic, format!("m{i}").as_bytes(), false)
+            .await
+            .map_err(err("publish_no_wait"))?;
     }
     publ.wait_all_acked().await.map_err(err("wait_all_acked"))?;
     receive(&mut sub, &inbox, N).await?;
     let got = inbox.take();
-    let in_order = got.iter().enumerate().all(|(i, m)| m.1 == format!("m{i}").into_bytes() && m.2 == QoS::AtLeastOnce);
+    let in_order = got
+        .iter()
+        .enumerate()
+        .all(|(i, m)| m.1 == format!("m{i}").into_bytes() && m.2 == QoS::AtLeastOnce);
     if got.len() != N || !in_order {
         return Err(format!("{} messages, in order and QoS 1: {in_order}", got.len()));
     }
     Ok(())
 }
 
-const FEATURES: [&str; 5] = ["round trip QoS 0/1", "retained", "last will", "persistent session", "100 × QoS 1 pipelined"];
+const FEATURES: [&str; 5] =
+    ["round trip QoS 0/1", "retained", "last will", "persistent session", "100 × QoS 1 pipelined"];
 
 async fn run_feature(i: usize, c: &Ctx) -> Res<()> {
     match i {
@@ -248,14 +265,22 @@ fn known_gap(broker: &str, feature: usize) -> Option<&'static str> {
 async fn level_refused(port: u16, level: ProtocolLevel) -> Option<String> {
     let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
     let mut client = Client::new(tcp(port).await, &mut rx, &mut tx, |_: &Publish<'_>| {});
-    let result = tokio::time::timeout(WAIT, client.connect(&ConnectOptions::new("umqtt-level-probe").protocol(level))).await;
+    let result = tokio::time::timeout(
+        WAIT,
+        client.connect(&ConnectOptions::new("umqtt-level-probe").protocol(level)),
+    )
+    .await;
     match result {
         Ok(Ok(_)) => {
             let _ = client.disconnect().await;
             None
         }
-        Ok(Err(Error::Refused(ConnectReturnCode::UnacceptableProtocolVersion))) => Some("refuses it (CONNACK 0x01)".into()),
-        Ok(Err(Error::ConnectionClosed | Error::Transport(_))) => Some("closes the connection at CONNECT".into()),
+        Ok(Err(Error::Refused(ConnectReturnCode::UnacceptableProtocolVersion))) => {
+            Some("refuses it (CONNACK 0x01)".into())
+        }
+        Ok(Err(Error::ConnectionClosed | Error::Transport(_))) => {
+            Some("closes the connection at CONNECT".into())
+        }
         Ok(Err(e)) => Some(format!("CONNECT fails: {e:?}")),
         Err(_) => Some("no CONNACK".into()),
     }
@@ -268,15 +293,26 @@ async fn run_broker(name: &str, short: &str, port: u16) -> Row {
     for level in [ProtocolLevel::V31, ProtocolLevel::V311] {
         let v = if level == ProtocolLevel::V31 { "31" } else { "311" };
         let outcomes = match level_refused(port, level).await {
-            Some(why) => vec![Outcome::Unsupported(format!("protocol level {}: {why}", if level == ProtocolLevel::V31 { 3 } else { 4 })); FEATURES.len()],
+            Some(why) => vec![
+                Outcome::Unsupported(format!(
+                    "protocol level {}: {why}",
+                    if level == ProtocolLevel::V31 { 3 } else { 4 }
+                ));
+                FEATURES.len()
+            ],
             None => {
                 let mut outcomes = Vec::new();
                 for (i, _) in FEATURES.iter().enumerate() {
-                    let c = Ctx { port, level, tag: format!("{short}{v}f{i}-{}", std::process::id()) };
-                    let result = tokio::time::timeout(FEATURE_LIMIT, run_feature(i, &c)).await.unwrap_or_else(|_| Err(format!("not done within {FEATURE_LIMIT:?}")));
+                    let c =
+                        Ctx { port, level, tag: format!("{short}{v}f{i}-{}", std::process::id()) };
+                    let result = tokio::time::timeout(FEATURE_LIMIT, run_feature(i, &c))
+                        .await
+                        .unwrap_or_else(|_| Err(format!("not done within {FEATURE_LIMIT:?}")));
                     outcomes.push(match (result, known_gap(name, i)) {
                         (Ok(()), _) => Outcome::Pass,
-                        (Err(e), Some(gap)) => Outcome::Unsupported(format!("{gap}; observed: {e}")),
+                        (Err(e), Some(gap)) => {
+                            Outcome::Unsupported(format!("{gap}; observed: {e}"))
+                        }
                         (Err(e), None) => Outcome::Fail(e),
                     });
                 }
@@ -308,7 +344,8 @@ fn table(rows: &[Row], skipped: &[(String, String)], notes: &[String]) -> String
                 let cell = match o {
                     Outcome::Pass => "pass".to_owned(),
                     Outcome::Unsupported(why) | Outcome::Fail(why) => {
-                        let word = if matches!(o, Outcome::Fail(_)) { "FAIL" } else { "unsupported" };
+                        let word =
+                            if matches!(o, Outcome::Fail(_)) { "FAIL" } else { "unsupported" };
                         let n = match footnotes.iter().position(|f| f == why) {
                             Some(n) => n + 1,
                             None => {
@@ -378,12 +415,17 @@ async fn interop_with_every_available_broker() {
         .flat_map(|(name, levels)| {
             levels.iter().flat_map(move |(level, outcomes)| {
                 outcomes.iter().zip(FEATURES).filter_map(move |(o, f)| match o {
-                    Outcome::Fail(e) => Some(format!("{name} MQTT {} {f}: {e}", level_name(*level))),
+                    Outcome::Fail(e) => {
+                        Some(format!("{name} MQTT {} {f}: {e}", level_name(*level)))
+                    }
                     _ => None,
                 })
             })
         })
         .collect();
     assert!(failures.is_empty(), "interop failures:\n{}", failures.join("\n"));
-    assert!(rows.iter().any(|(name, _)| name.starts_with("Mosquitto")) || !common::mosquitto_required(), "Mosquitto is required");
+    assert!(
+        rows.iter().any(|(name, _)| name.starts_with("Mosquitto")) || !common::mosquitto_required(),
+        "Mosquitto is required"
+    );
 }

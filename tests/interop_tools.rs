@@ -45,11 +45,7 @@ struct Lines {
 
 impl Lines {
     fn spawn(command: &mut Command) -> Self {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (sender, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -93,11 +89,7 @@ impl Drop for Lines {
 
 #[tokio::test]
 async fn mosquitto_pub_to_umqtt() {
-    if !available(
-        "mosquitto_pub_to_umqtt",
-        "mosquitto_pub",
-        common::on_path("mosquitto_pub"),
-    ) {
+    if !available("mosquitto_pub_to_umqtt", "mosquitto_pub", common::on_path("mosquitto_pub")) {
         return;
     }
     let Some(broker) = Mosquitto::start("mosquitto_pub_to_umqtt", "") else {
@@ -106,14 +98,8 @@ async fn mosquitto_pub_to_umqtt() {
     let inbox = Inbox::default();
     let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
     let mut client = Client::new(tcp(broker.port).await, &mut rx, &mut tx, inbox.handler());
-    client
-        .connect(&ConnectOptions::new("umqtt-sub"))
-        .await
-        .unwrap();
-    client
-        .subscribe("interop/+", QoS::AtLeastOnce)
-        .await
-        .unwrap();
+    client.connect(&ConnectOptions::new("umqtt-sub")).await.unwrap();
+    client.subscribe("interop/+", QoS::AtLeastOnce).await.unwrap();
     for (qos, payload) in [("0", "zéro"), ("1", "one 1")] {
         let status = Command::new("mosquitto_pub")
             .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", qos])
@@ -139,11 +125,7 @@ async fn mosquitto_pub_to_umqtt() {
 
 #[tokio::test]
 async fn umqtt_to_mosquitto_sub() {
-    if !available(
-        "umqtt_to_mosquitto_sub",
-        "mosquitto_sub",
-        common::on_path("mosquitto_sub"),
-    ) {
+    if !available("umqtt_to_mosquitto_sub", "mosquitto_sub", common::on_path("mosquitto_sub")) {
         return;
     }
     let Some(broker) = Mosquitto::start("umqtt_to_mosquitto_sub", "") else {
@@ -151,37 +133,17 @@ async fn umqtt_to_mosquitto_sub() {
     };
     let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
     let mut client = Client::new(tcp(broker.port).await, &mut rx, &mut tx, silent);
-    client
-        .connect(&ConnectOptions::new("umqtt-pub"))
-        .await
-        .unwrap();
+    client.connect(&ConnectOptions::new("umqtt-pub")).await.unwrap();
     // A retained message tells when mosquitto_sub's subscription is live.
-    client
-        .publish("interop/b", b"ready", QoS::AtLeastOnce, true)
-        .await
-        .unwrap();
+    client.publish("interop/b", b"ready", QoS::AtLeastOnce, true).await.unwrap();
     let mut sub = Lines::spawn(
         Command::new("mosquitto_sub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &broker.port.to_string(),
-                "-q",
-                "1",
-                "-v",
-            ])
+            .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1", "-v"])
             .args(["-t", "interop/b", "-C", "3"]),
     );
     assert_eq!(sub.next(), "interop/b ready");
-    client
-        .publish("interop/b", b"qos 1 from umqtt", QoS::AtLeastOnce, false)
-        .await
-        .unwrap();
-    client
-        .publish("interop/b", b"qos 0 from umqtt", QoS::AtMostOnce, false)
-        .await
-        .unwrap();
+    client.publish("interop/b", b"qos 1 from umqtt", QoS::AtLeastOnce, false).await.unwrap();
+    client.publish("interop/b", b"qos 0 from umqtt", QoS::AtMostOnce, false).await.unwrap();
     assert_eq!(sub.next(), "interop/b qos 1 from umqtt");
     assert_eq!(sub.next(), "interop/b qos 0 from umqtt");
     sub.success();
@@ -211,10 +173,7 @@ async fn paho_to_umqtt() {
     let mut client = Client::new(tcp(broker.port).await, &mut rx, &mut tx, inbox.handler());
     let opts = ConnectOptions::new("umqtt-sub").protocol(ProtocolLevel::V31);
     client.connect(&opts).await.unwrap();
-    client
-        .subscribe("interop/paho/#", QoS::AtLeastOnce)
-        .await
-        .unwrap();
+    client.subscribe("interop/paho/#", QoS::AtLeastOnce).await.unwrap();
     let script = format!(
         "{PAHO_CLIENT}
 c = make_client('paho-pub', mqtt.MQTTv311)
@@ -227,32 +186,17 @@ c.loop_stop()
 ",
         port = broker.port
     );
-    let status = Command::new("python3")
-        .args(["-c", &script])
-        .status()
-        .unwrap();
+    let status = Command::new("python3").args(["-c", &script]).status().unwrap();
     assert!(status.success(), "paho publisher failed");
     while inbox.len() < 2 {
         next(&mut client).await;
     }
-    let got: Vec<_> = inbox
-        .take()
-        .into_iter()
-        .map(|(t, p, q, _)| (t, p, q))
-        .collect();
+    let got: Vec<_> = inbox.take().into_iter().map(|(t, p, q, _)| (t, p, q)).collect();
     assert_eq!(
         got,
         [
-            (
-                "interop/paho/1".into(),
-                b"from paho qos1".to_vec(),
-                QoS::AtLeastOnce
-            ),
-            (
-                "interop/paho/0".into(),
-                b"from paho qos0".to_vec(),
-                QoS::AtMostOnce
-            )
+            ("interop/paho/1".into(), b"from paho qos1".to_vec(), QoS::AtLeastOnce),
+            ("interop/paho/0".into(), b"from paho qos0".to_vec(), QoS::AtMostOnce)
         ]
     );
 }
@@ -288,28 +232,9 @@ c.loop_forever()
     assert_eq!(paho.next(), "ready");
     let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
     let mut client = Client::new(tcp(broker.port).await, &mut rx, &mut tx, silent);
-    client
-        .connect(&ConnectOptions::new("umqtt-pub"))
-        .await
-        .unwrap();
-    client
-        .publish(
-            "interop/umqtt/1",
-            b"from umqtt qos1",
-            QoS::AtLeastOnce,
-            false,
-        )
-        .await
-        .unwrap();
-    client
-        .publish(
-            "interop/umqtt/0",
-            b"from umqtt qos0",
-            QoS::AtMostOnce,
-            false,
-        )
-        .await
-        .unwrap();
+    client.connect(&ConnectOptions::new("umqtt-pub")).await.unwrap();
+    client.publish("interop/umqtt/1", b"from umqtt qos1", QoS::AtLeastOnce, false).await.unwrap();
+    client.publish("interop/umqtt/0", b"from umqtt qos0", QoS::AtMostOnce, false).await.unwrap();
     assert_eq!(paho.next(), "interop/umqtt/1 1 from umqtt qos1");
     assert_eq!(paho.next(), "interop/umqtt/0 0 from umqtt qos0");
     paho.success();

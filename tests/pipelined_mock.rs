@@ -44,17 +44,11 @@ fn pipelined_window_fills_then_each_puback_admits_one_more_publish() {
     drive(async {
         client.connect(&o).await.unwrap();
         for n in 1..=3u16 {
-            let got = client
-                .publish_no_wait("t", n.to_string().as_bytes(), false)
-                .await
-                .unwrap();
+            let got = client.publish_no_wait("t", n.to_string().as_bytes(), false).await.unwrap();
             assert_eq!(got, id(n));
             assert_eq!(client.in_flight(), usize::from(n));
         }
-        assert_eq!(
-            client.publish_no_wait("t", b"4", false).await.unwrap(),
-            id(4)
-        );
+        assert_eq!(client.publish_no_wait("t", b"4", false).await.unwrap(), id(4));
         assert_eq!(client.in_flight(), 3);
         assert!(!client.is_in_flight(id(1)));
         assert!(client.is_in_flight(id(2)) && client.is_in_flight(id(4)));
@@ -86,17 +80,11 @@ fn pipelined_window_is_also_bounded_by_the_transmit_buffer() {
         client.connect(&o).await.unwrap();
         for n in 1..=2u16 {
             assert_eq!(
-                client
-                    .publish_no_wait("t", n.to_string().as_bytes(), false)
-                    .await
-                    .unwrap(),
+                client.publish_no_wait("t", n.to_string().as_bytes(), false).await.unwrap(),
                 id(n)
             );
         }
-        assert_eq!(
-            client.publish_no_wait("t", b"3", false).await.unwrap(),
-            id(4)
-        );
+        assert_eq!(client.publish_no_wait("t", b"3", false).await.unwrap(), id(4));
         assert_eq!(client.in_flight(), 2);
         client.wait_all_acked().await.unwrap();
     });
@@ -121,10 +109,7 @@ fn pipelined_out_of_order_pubacks_complete_exactly_their_own_publishes() {
     drive(async {
         client.connect(&o).await.unwrap();
         for n in 1..=4u16 {
-            client
-                .publish_no_wait("t", n.to_string().as_bytes(), false)
-                .await
-                .unwrap();
+            client.publish_no_wait("t", n.to_string().as_bytes(), false).await.unwrap();
         }
         client.wait_acked(id(1)).await.unwrap();
         // PUBACK 3 came first and PUBACK 1 second: 2 and 4 remain.
@@ -154,11 +139,7 @@ fn mqtt_4_4_0_1_reconnect_mid_window_resends_exactly_the_unacked_with_dup_and_sa
     let mut second = MockTransport::new()
         .expect(&connect(&o))
         .send(&connack(true))
-        .expect(&cat(&[
-            &q1(b"1", 1, true),
-            &q1(b"3", 3, true),
-            &q1(b"5", 5, true),
-        ]))
+        .expect(&cat(&[&q1(b"1", 1, true), &q1(b"3", 3, true), &q1(b"5", 5, true)]))
         .expect(&q1(b"6", 6, false))
         .send(&cat(&[&puback(1), &puback(3), &puback(5), &puback(6)]));
     let (mut rx, mut tx) = ([0u8; 64], [0u8; 256]);
@@ -166,20 +147,14 @@ fn mqtt_4_4_0_1_reconnect_mid_window_resends_exactly_the_unacked_with_dup_and_sa
     drive(async {
         client.connect(&o).await.unwrap();
         for n in 1..=5u16 {
-            client
-                .publish_no_wait("t", n.to_string().as_bytes(), false)
-                .await
-                .unwrap();
+            client.publish_no_wait("t", n.to_string().as_bytes(), false).await.unwrap();
         }
         assert_eq!(client.wait_all_acked().await, Err(Error::ConnectionClosed));
         assert_eq!(client.state(), State::Failed);
         assert_eq!(client.in_flight(), 3);
         assert!(client.reconnect(&mut second, &o).await.unwrap());
         // The ids of the resent messages are not reused for new ones.
-        assert_eq!(
-            client.publish_no_wait("t", b"6", false).await.unwrap(),
-            id(6)
-        );
+        assert_eq!(client.publish_no_wait("t", b"6", false).await.unwrap(), id(6));
         client.wait_all_acked().await.unwrap();
         assert_eq!(client.in_flight(), 0);
     });
@@ -306,10 +281,7 @@ fn publish_no_wait_cancelled_at_every_await_point_never_tears_or_duplicates_a_pa
         let d = packet::decode(rest).unwrap_or_else(|e| panic!("torn packet on the wire: {e}"));
         if let Packet::Publish(p) = d.packet {
             assert_eq!((p.qos, p.dup), (QoS::AtLeastOnce, false));
-            publishes.push((
-                String::from_utf8(p.payload.to_vec()).unwrap(),
-                p.packet_id.unwrap(),
-            ));
+            publishes.push((String::from_utf8(p.payload.to_vec()).unwrap(), p.packet_id.unwrap()));
         }
         rest = &rest[d.len..];
     }

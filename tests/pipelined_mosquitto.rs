@@ -48,10 +48,9 @@ fn subscriber(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_10000_messages_all_arrive_in_order() {
-    let Some(broker) = Mosquitto::start(
-        "pipelined_10000",
-        "max_inflight_messages 0\nmax_queued_messages 0\n",
-    ) else {
+    let Some(broker) =
+        Mosquitto::start("pipelined_10000", "max_inflight_messages 0\nmax_queued_messages 0\n")
+    else {
         return;
     };
     const N: u32 = 10_000;
@@ -62,10 +61,7 @@ async fn pipelined_10000_messages_all_arrive_in_order() {
     tokio::spawn(async move {
         let (mut rx, mut tx) = (vec![0u8; 1024], vec![0u8; 8 * 1024]);
         let mut client = Client::new(tcp(port).await, &mut rx, &mut tx, |_: &Publish<'_>| {});
-        client
-            .connect(&ConnectOptions::new("").max_in_flight(64))
-            .await
-            .unwrap();
+        client.connect(&ConnectOptions::new("").max_in_flight(64)).await.unwrap();
         let mut most = 0;
         for i in 0..N {
             client
@@ -99,9 +95,7 @@ async fn publish_through_kill(
     dir: Dir,
     kill: u64,
 ) -> u32 {
-    let opts = ConnectOptions::new("pipelined-kill")
-        .clean_session(false)
-        .max_in_flight(64);
+    let opts = ConnectOptions::new("pipelined-kill").clean_session(false).max_in_flight(64);
     let (mut rx, mut tx) = (vec![0u8; 1024], vec![0u8; 8 * 1024]);
     let mut client = Client::new(tcp(port).await, &mut rx, &mut tx, |_: &Publish<'_>| {});
     client.connect(&opts).await.unwrap();
@@ -114,9 +108,7 @@ async fn publish_through_kill(
                 // The window (64) exceeds n, so publish_no_wait never waits
                 // for a PUBACK: a message is stored iff in_flight() grew.
                 let before = client.in_flight();
-                let r = client
-                    .publish_no_wait(topic, next.to_string().as_bytes(), false)
-                    .await;
+                let r = client.publish_no_wait(topic, next.to_string().as_bytes(), false).await;
                 if r.is_ok() || client.in_flight() > before {
                     next += 1;
                 }
@@ -128,10 +120,7 @@ async fn publish_through_kill(
         match result {
             Ok(()) => break,
             Err(e) => {
-                assert!(
-                    matches!(e, Error::ConnectionClosed | Error::Transport(_)),
-                    "{e:?}"
-                );
+                assert!(matches!(e, Error::ConnectionClosed | Error::Transport(_)), "{e:?}");
                 reconnects += 1;
                 assert!(reconnects < 5, "the connection keeps failing");
                 client.reconnect(tcp(port).await, &opts).await.unwrap();
@@ -144,25 +133,19 @@ async fn publish_through_kill(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_4_4_0_1_connection_killed_mid_window_then_reconnect_delivers_every_message() {
-    let Some(broker) = Mosquitto::start(
-        "pipelined_kill",
-        "max_inflight_messages 0\nmax_queued_messages 0\n",
-    ) else {
+    let Some(broker) =
+        Mosquitto::start("pipelined_kill", "max_inflight_messages 0\nmax_queued_messages 0\n")
+    else {
         return;
     };
     const N: u32 = 50;
     // One PUBLISH of "k/<i>" here is 2 + 2 + 8 + 2 + up to 2 bytes; a
     // PUBACK is 4. Kill inside the first, middle and last part of the
     // window, on the way up (PUBLISHes lost) and down (PUBACKs lost).
-    for (round, (dir, kill)) in [
-        (Dir::Up, 10u64),
-        (Dir::Up, 400),
-        (Dir::Up, 790),
-        (Dir::Down, 2),
-        (Dir::Down, 101),
-    ]
-    .into_iter()
-    .enumerate()
+    for (round, (dir, kill)) in
+        [(Dir::Up, 10u64), (Dir::Up, 400), (Dir::Up, 790), (Dir::Down, 2), (Dir::Down, 101)]
+            .into_iter()
+            .enumerate()
     {
         let topic: &'static str = Box::leak(format!("pipelined/k{round}").into_boxed_str());
         let (ready, subscribed) = oneshot::channel();

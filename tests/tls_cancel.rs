@@ -86,10 +86,7 @@ fn record_framed_hands_out_only_whole_records_when_reads_are_dropped_while_pendi
         })
         .collect();
     let stream: Vec<u8> = records.concat();
-    let socket = Trickle {
-        data: stream.iter().copied().collect(),
-        arrived: 0,
-    };
+    let socket = Trickle { data: stream.iter().copied().collect(), arrived: 0 };
     let mut buffer = [0u8; 5 + 200];
     let mut framed = RecordFramed::new(socket, &mut buffer);
     let mut handed_out = Vec::new();
@@ -132,10 +129,7 @@ fn record_framed_hands_out_only_whole_records_when_reads_are_dropped_while_pendi
 #[test]
 fn record_framed_refuses_a_record_larger_than_its_buffer() {
     let stream = record(23, &[7; 100]);
-    let socket = Trickle {
-        arrived: stream.len(),
-        data: stream.into(),
-    };
+    let socket = Trickle { arrived: stream.len(), data: stream.into() };
     let mut buffer = [0u8; 64];
     let mut framed = RecordFramed::new(socket, &mut buffer);
     let result = poll_once(framed.read(&mut [0u8; 8])).expect("ready");
@@ -145,10 +139,7 @@ fn record_framed_refuses_a_record_larger_than_its_buffer() {
 #[test]
 fn record_framed_reports_end_of_stream_inside_a_record_as_end_of_stream() {
     let stream = record(23, &[7; 10]);
-    let socket = Trickle {
-        arrived: 8,
-        data: stream[..8].iter().copied().collect(),
-    };
+    let socket = Trickle { arrived: 8, data: stream[..8].iter().copied().collect() };
     let mut buffer = [0u8; 64];
     let mut framed = RecordFramed::new(socket, &mut buffer);
     assert_eq!(poll_once(framed.read(&mut [0u8; 8])), Some(Ok(0)));
@@ -190,8 +181,7 @@ impl Write for OneByteAtATime {
 type Received = (String, Vec<u8>, QoS);
 
 #[tokio::test]
-async fn tls_check_msg_in_a_tight_loop_delivers_every_message_when_records_arrive_byte_by_byte()
-{
+async fn tls_check_msg_in_a_tight_loop_delivers_every_message_when_records_arrive_byte_by_byte() {
     let test = "tls_check_msg_split";
     if !have_openssl(test) {
         return;
@@ -206,50 +196,31 @@ async fn tls_check_msg_in_a_tight_loop_delivers_every_message_when_records_arriv
     let options = tls::TlsOptions::new("localhost", &ca).clock::<SystemClock>();
     let mut read_record = vec![0u8; READ_RECORD_BUFFER];
     let mut write_record = vec![0u8; 1024 + TLS_RECORD_OVERHEAD];
-    let socket = OneByteAtATime {
-        inner: tcp(port).await,
-        ready: false,
-    };
+    let socket = OneByteAtATime { inner: tcp(port).await, ready: false };
     // The handshake's records arrive split too.
     let handshake = tls::connect(socket, &mut read_record, &mut write_record, &options, OsRng);
-    let stream = tokio::time::timeout(WAIT, handshake)
-        .await
-        .expect("handshake in time")
-        .expect("handshake");
+    let stream =
+        tokio::time::timeout(WAIT, handshake).await.expect("handshake in time").expect("handshake");
 
     let inbox: Rc<RefCell<Vec<Received>>> = Rc::default();
     let sink = inbox.clone();
-    let handler = move |m: &Publish<'_>| {
-        sink.borrow_mut()
-            .push((m.topic.into(), m.payload.into(), m.qos))
-    };
+    let handler =
+        move |m: &Publish<'_>| sink.borrow_mut().push((m.topic.into(), m.payload.into(), m.qos));
     let (mut rx, mut tx) = (vec![0u8; 4096], vec![0u8; 512]);
     let mut subscriber = Client::new(stream, &mut rx, &mut tx, handler);
-    subscriber
-        .connect(&ConnectOptions::new("tls-split-sub"))
-        .await
-        .unwrap();
-    subscriber
-        .subscribe("split/#", QoS::AtLeastOnce)
-        .await
-        .unwrap();
+    subscriber.connect(&ConnectOptions::new("tls-split-sub")).await.unwrap();
+    subscriber.subscribe("split/#", QoS::AtLeastOnce).await.unwrap();
 
     // A plaintext publisher on the broker's other listener.
     let (mut prx, mut ptx) = (vec![0u8; 512], vec![0u8; 4096]);
-    let mut publisher = Client::new(tcp(broker.port).await, &mut prx, &mut ptx, |_: &Publish<'_>| {});
-    publisher
-        .connect(&ConnectOptions::new("tls-split-pub"))
-        .await
-        .unwrap();
+    let mut publisher =
+        Client::new(tcp(broker.port).await, &mut prx, &mut ptx, |_: &Publish<'_>| {});
+    publisher.connect(&ConnectOptions::new("tls-split-pub")).await.unwrap();
     let mut expected = Vec::new();
     for i in 0..12u32 {
         let topic = format!("split/{i}");
         let payload: Vec<u8> = (0..(i * 157) % 2000).map(|b| (b ^ i) as u8).collect();
-        let qos = if i % 2 == 0 {
-            QoS::AtLeastOnce
-        } else {
-            QoS::AtMostOnce
-        };
+        let qos = if i % 2 == 0 { QoS::AtLeastOnce } else { QoS::AtMostOnce };
         publisher.publish(&topic, &payload, qos, false).await.unwrap();
         expected.push((topic, payload, qos));
     }
@@ -264,9 +235,7 @@ async fn tls_check_msg_in_a_tight_loop_delivers_every_message_when_records_arriv
             tokio::task::yield_now().await;
         }
     };
-    tokio::time::timeout(WAIT, receive)
-        .await
-        .expect("every message in time");
+    tokio::time::timeout(WAIT, receive).await.expect("every message in time");
     println!("{calls} check_msg calls for {} messages", expected.len());
     assert_eq!(*inbox.borrow(), expected);
     subscriber.ping().await.unwrap();

@@ -34,11 +34,7 @@ struct Inbox(Rc<RefCell<Vec<Received>>>);
 impl Inbox {
     fn handler(&self) -> impl FnMut(&Publish<'_>) + use<> {
         let inbox = self.0.clone();
-        move |m: &Publish<'_>| {
-            inbox
-                .borrow_mut()
-                .push((m.topic.into(), m.payload.into(), m.qos))
-        }
+        move |m: &Publish<'_>| inbox.borrow_mut().push((m.topic.into(), m.payload.into(), m.qos))
     }
     fn len(&self) -> usize {
         self.0.borrow().len()
@@ -56,10 +52,7 @@ struct Buffers {
 
 impl Buffers {
     fn new() -> Self {
-        Self {
-            read: vec![0; READ_RECORD_BUFFER],
-            write: vec![0; WRITE_RECORD],
-        }
+        Self { read: vec![0; READ_RECORD_BUFFER], write: vec![0; WRITE_RECORD] }
     }
 }
 
@@ -72,10 +65,7 @@ where
     H: FnMut(&Publish<'_>),
 {
     while inbox.len() < count {
-        tokio::time::timeout(WAIT, client.wait_msg())
-            .await
-            .expect("message in time")
-            .unwrap();
+        tokio::time::timeout(WAIT, client.wait_msg()).await.expect("message in time").unwrap();
     }
 }
 
@@ -85,16 +75,9 @@ async fn open<'b, C: TlsClock>(
     options: &TlsOptions<'_, C>,
     buffers: &'b mut Buffers,
 ) -> Result<TlsStream<'b, Tcp>, ConnectError> {
-    let handshake = tls::connect(
-        tcp(port).await,
-        &mut buffers.read,
-        &mut buffers.write,
-        options,
-        OsRng,
-    );
-    tokio::time::timeout(WAIT, handshake)
-        .await
-        .expect("handshake finished in time (no hang)")
+    let handshake =
+        tls::connect(tcp(port).await, &mut buffers.read, &mut buffers.write, options, OsRng);
+    tokio::time::timeout(WAIT, handshake).await.expect("handshake finished in time (no hang)")
 }
 
 /// Starts Mosquitto with one TLS listener serving `cert`/`key`.
@@ -134,17 +117,11 @@ async fn tls_verified_connection_carries_qos0_qos1_ping_and_disconnect() {
     let options = TlsOptions::new("localhost", &ca).clock::<SystemClock>();
     let mut buffers = Buffers::new();
     let started = Instant::now();
-    let stream = open(port, &options, &mut buffers)
-        .await
-        .expect("verified handshake");
+    let stream = open(port, &options, &mut buffers).await.expect("verified handshake");
     let handshake = started.elapsed();
     println!(
         "TLS 1.3 handshake on loopback (ECDHE P-256, ECDSA P-256 chain, {} build): {handshake:?}",
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        }
+        if cfg!(debug_assertions) { "debug" } else { "release" }
     );
     println!(
         "size_of TlsStream<tokio TCP> = {} bytes (+ {} read and {} write record buffers)",
@@ -156,25 +133,11 @@ async fn tls_verified_connection_carries_qos0_qos1_ping_and_disconnect() {
     let inbox = Inbox::default();
     let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
     let mut client = Client::new(stream, &mut rx, &mut tx, inbox.handler());
-    assert!(
-        !client
-            .connect(&ConnectOptions::new("tls-rt"))
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        client.subscribe("tls/+", QoS::AtLeastOnce).await.unwrap(),
-        QoS::AtLeastOnce
-    );
-    client
-        .publish("tls/0", b"qos zero", QoS::AtMostOnce, false)
-        .await
-        .unwrap();
+    assert!(!client.connect(&ConnectOptions::new("tls-rt")).await.unwrap());
+    assert_eq!(client.subscribe("tls/+", QoS::AtLeastOnce).await.unwrap(), QoS::AtLeastOnce);
+    client.publish("tls/0", b"qos zero", QoS::AtMostOnce, false).await.unwrap();
     wait_for(&mut client, &inbox, 1).await;
-    client
-        .publish("tls/1", b"qos one", QoS::AtLeastOnce, false)
-        .await
-        .unwrap();
+    client.publish("tls/1", b"qos one", QoS::AtLeastOnce, false).await.unwrap();
     wait_for(&mut client, &inbox, 2).await;
     client.ping().await.unwrap();
     client.disconnect().await.unwrap();
@@ -185,11 +148,7 @@ async fn tls_verified_connection_carries_qos0_qos1_ping_and_disconnect() {
             ("tls/1".into(), b"qos one".to_vec(), QoS::AtLeastOnce),
         ]
     );
-    assert!(
-        broker_saw_client(&broker, "tls-rt"),
-        "log: {}",
-        broker.log()
-    );
+    assert!(broker_saw_client(&broker, "tls-rt"), "log: {}", broker.log());
 }
 
 #[tokio::test]
@@ -201,24 +160,13 @@ async fn tls_wrong_ca_fails_with_certificate_error_before_any_mqtt() {
     let options = TlsOptions::new("localhost", &other_ca);
     let mut buffers = Buffers::new();
     let result = open(port, &options, &mut buffers).await;
-    assert!(
-        result
-            .as_ref()
-            .err()
-            .is_some_and(ConnectError::is_certificate_error)
-    );
+    assert!(result.as_ref().err().is_some_and(ConnectError::is_certificate_error));
     expect_certificate_error(result, "server cert from another CA");
     // connect() returned no stream, so no CONNECT (no credentials) was
     // sent: the only client the broker saw is the harness's readiness probe.
     let log = broker.log();
-    let clients: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("New client connected"))
-        .collect();
-    assert!(
-        clients.iter().all(|l| l.contains(" as ready ")),
-        "log: {log}"
-    );
+    let clients: Vec<&str> = log.lines().filter(|l| l.contains("New client connected")).collect();
+    assert!(clients.iter().all(|l| l.contains(" as ready ")), "log: {log}");
 }
 
 #[tokio::test]
@@ -229,18 +177,13 @@ async fn tls_wrong_server_name_fails() {
     let ca = pki().cert_der("ca.pem");
     let mut buffers = Buffers::new();
     let options = TlsOptions::new("broker.example.com", &ca);
-    expect_certificate_error(
-        open(port, &options, &mut buffers).await,
-        "name not in certificate",
-    );
+    expect_certificate_error(open(port, &options, &mut buffers).await, "name not in certificate");
     // embedded-tls matches DNS names and the CN only: the certificate's
     // IP address SAN 127.0.0.1 does not make "127.0.0.1" verify.
     let options = TlsOptions::new("127.0.0.1", &ca);
     expect_certificate_error(open(port, &options, &mut buffers).await, "IP address SAN");
     let options = TlsOptions::new("localhost", &ca);
-    open(port, &options, &mut buffers)
-        .await
-        .expect("the right name verifies");
+    open(port, &options, &mut buffers).await.expect("the right name verifies");
 }
 
 #[tokio::test]
@@ -251,15 +194,10 @@ async fn tls_expired_certificate_fails_when_a_clock_is_supplied() {
     let ca = pki().cert_der("ca.pem");
     let mut buffers = Buffers::new();
     let with_clock = TlsOptions::new("localhost", &ca).clock::<SystemClock>();
-    expect_certificate_error(
-        open(port, &with_clock, &mut buffers).await,
-        "expired, with clock",
-    );
+    expect_certificate_error(open(port, &with_clock, &mut buffers).await, "expired, with clock");
     // Without a clock embedded-tls cannot check validity periods (documented).
     let without_clock = TlsOptions::new("localhost", &ca);
-    open(port, &without_clock, &mut buffers)
-        .await
-        .expect("no clock: validity unchecked");
+    open(port, &without_clock, &mut buffers).await.expect("no clock: validity unchecked");
 }
 
 #[tokio::test]
@@ -273,10 +211,7 @@ async fn tls_leaf_certificate_posing_as_intermediate_ca_is_refused() {
     let ca = pki().cert_der("ca.pem");
     let mut buffers = Buffers::new();
     let options = TlsOptions::new("localhost", &ca).clock::<SystemClock>();
-    expect_certificate_error(
-        open(port, &options, &mut buffers).await,
-        "leaf used as a CA",
-    );
+    expect_certificate_error(open(port, &options, &mut buffers).await, "leaf used as a CA");
 }
 
 #[tokio::test]
@@ -293,15 +228,10 @@ async fn tls_mutual_accepts_client_certificate_and_refuses_client_without_one() 
     // With the certificate: TLS and MQTT connect.
     let options = TlsOptions::new("localhost", &ca).client_certificate(&client_cert, key);
     let mut buffers = Buffers::new();
-    let stream = open(port, &options, &mut buffers)
-        .await
-        .expect("mutual TLS handshake");
+    let stream = open(port, &options, &mut buffers).await.expect("mutual TLS handshake");
     let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
     let mut client = Client::new(stream, &mut rx, &mut tx, |_: &Publish<'_>| {});
-    client
-        .connect(&ConnectOptions::new("tls-mutual"))
-        .await
-        .expect("MQTT over mutual TLS");
+    client.connect(&ConnectOptions::new("tls-mutual")).await.expect("MQTT over mutual TLS");
     client.ping().await.unwrap();
     client.disconnect().await.unwrap();
 
@@ -317,21 +247,14 @@ async fn tls_mutual_accepts_client_certificate_and_refuses_client_without_one() 
             let mut client = Client::new(stream, &mut rx, &mut tx, |_: &Publish<'_>| {});
             let opts = ConnectOptions::new("tls-no-cert");
             let connect = client.connect(&opts);
-            match tokio::time::timeout(WAIT, connect)
-                .await
-                .expect("refusal in time")
-            {
+            match tokio::time::timeout(WAIT, connect).await.expect("refusal in time") {
                 Ok(_) => panic!("broker accepted a client without a certificate"),
                 Err(e) => format!("MQTT connect: {e:?}"),
             }
         }
     };
     println!("client without certificate refused: {refused}");
-    assert!(
-        !broker_saw_client(&broker, "tls-no-cert"),
-        "log: {}",
-        broker.log()
-    );
+    assert!(!broker_saw_client(&broker, "tls-no-cert"), "log: {}", broker.log());
 }
 
 #[tokio::test]
@@ -360,10 +283,7 @@ async fn plaintext_client_on_tls_port_gets_typed_error_without_hang() {
     let mut client = Client::new(tcp(port).await, &mut rx, &mut tx, |_: &Publish<'_>| {});
     let opts = ConnectOptions::new("plain-on-tls");
     let connect = client.connect(&opts);
-    match tokio::time::timeout(WAIT, connect)
-        .await
-        .expect("answer in time (no hang)")
-    {
+    match tokio::time::timeout(WAIT, connect).await.expect("answer in time (no hang)") {
         Ok(_) => panic!("plaintext MQTT connect to a TLS port succeeded"),
         Err(e) => println!("plaintext client on TLS port: {e:?}"),
     }
@@ -384,15 +304,10 @@ async fn tls_danger_opt_out_is_the_only_way_to_a_wrong_ca_server() {
     }
     let options = TlsOptions::danger_accept_invalid_certificates("localhost");
     assert!(!options.verifies_server());
-    let stream = open(port, &options, &mut buffers)
-        .await
-        .expect("opt-out connects");
+    let stream = open(port, &options, &mut buffers).await.expect("opt-out connects");
     let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
     let mut client = Client::new(stream, &mut rx, &mut tx, |_: &Publish<'_>| {});
-    client
-        .connect(&ConnectOptions::new("tls-danger"))
-        .await
-        .unwrap();
+    client.connect(&ConnectOptions::new("tls-danger")).await.unwrap();
     client.disconnect().await.unwrap();
 }
 
@@ -408,27 +323,16 @@ async fn tls_max_fragment_length_4096_carries_a_10k_publish_with_small_buffers()
         read: vec![0; options.read_record_buffer_len()],
         write: vec![0; 4096 + TLS_RECORD_OVERHEAD],
     };
-    let stream = open(port, &options, &mut buffers)
-        .await
-        .expect("handshake with MFL");
+    let stream = open(port, &options, &mut buffers).await.expect("handshake with MFL");
     let inbox = Inbox::default();
     let (mut rx, mut tx) = (vec![0u8; 12 * 1024], vec![0u8; 12 * 1024]);
     let mut client = Client::new(stream, &mut rx, &mut tx, inbox.handler());
-    client
-        .connect(&ConnectOptions::new("tls-mfl"))
-        .await
-        .unwrap();
+    client.connect(&ConnectOptions::new("tls-mfl")).await.unwrap();
     client.subscribe("mfl/big", QoS::AtLeastOnce).await.unwrap();
     let payload: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-    client
-        .publish("mfl/big", &payload, QoS::AtLeastOnce, false)
-        .await
-        .unwrap();
+    client.publish("mfl/big", &payload, QoS::AtLeastOnce, false).await.unwrap();
     wait_for(&mut client, &inbox, 1).await;
-    assert_eq!(
-        inbox.take(),
-        vec![("mfl/big".into(), payload, QoS::AtLeastOnce)]
-    );
+    assert_eq!(inbox.take(), vec![("mfl/big".into(), payload, QoS::AtLeastOnce)]);
     client.disconnect().await.unwrap();
 }
 
@@ -442,21 +346,12 @@ async fn tls_record_buffers_below_the_minimum_are_refused_before_connecting() {
     // A listener that is never reached: the check happens first.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mut small = Buffers {
-        read: vec![0; 4096],
-        write: vec![0; WRITE_RECORD],
-    };
+    let mut small = Buffers { read: vec![0; 4096], write: vec![0; WRITE_RECORD] };
     assert!(matches!(
         open(port, &options, &mut small).await,
-        Err(ConnectError::BufferTooSmall {
-            read: true,
-            needed: READ_RECORD_BUFFER
-        })
+        Err(ConnectError::BufferTooSmall { read: true, needed: READ_RECORD_BUFFER })
     ));
-    let mut small = Buffers {
-        read: vec![0; READ_RECORD_BUFFER],
-        write: vec![0; 100],
-    };
+    let mut small = Buffers { read: vec![0; READ_RECORD_BUFFER], write: vec![0; 100] };
     assert!(matches!(
         open(port, &options, &mut small).await,
         Err(ConnectError::BufferTooSmall { read: false, .. })

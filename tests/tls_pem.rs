@@ -18,20 +18,14 @@ fn pem_certificate_with_surrounding_text_and_crlf_decodes() {
     // DER SEQUENCE { INTEGER 1 } = 30 03 02 01 01 = "MAMCAQE=".
     let text = "Certificate:\r\n  Data: ...\r\n-----BEGIN CERTIFICATE-----\r\nMAMC\r\nAQE=\r\n-----END CERTIFICATE-----\r\n";
     let mut out = [0u8; 16];
-    assert_eq!(
-        certificate_der(text.as_bytes(), &mut out).unwrap(),
-        &[0x30, 3, 2, 1, 1]
-    );
+    assert_eq!(certificate_der(text.as_bytes(), &mut out).unwrap(), &[0x30, 3, 2, 1, 1]);
 }
 
 #[test]
 fn pem_bundle_of_two_certificates_is_refused() {
     let bundle = cert("MAMCAQE=") + &cert("MAMCAQI=");
     let mut out = [0u8; 16];
-    assert_eq!(
-        certificate_der(bundle.as_bytes(), &mut out),
-        Err(PemError::MultipleCertificates)
-    );
+    assert_eq!(certificate_der(bundle.as_bytes(), &mut out), Err(PemError::MultipleCertificates));
     // The blocks iterator lets a caller pick one explicitly.
     let second = pem::blocks(bundle.as_bytes()).nth(1).unwrap().unwrap();
     assert_eq!(second.decode(&mut out).unwrap(), &[0x30, 3, 2, 1, 2]);
@@ -42,14 +36,8 @@ fn pem_malformed_inputs_give_typed_errors() {
     let mut out = [0u8; 16];
     let cases: &[(&str, PemError)] = &[
         ("", PemError::NotFound),
-        (
-            "-----BEGIN PRIVATE KEY-----\nMAMCAQE=\n-----END PRIVATE KEY-----\n",
-            PemError::NotFound,
-        ),
-        (
-            "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n",
-            PemError::MissingEnd,
-        ),
+        ("-----BEGIN PRIVATE KEY-----\nMAMCAQE=\n-----END PRIVATE KEY-----\n", PemError::NotFound),
+        ("-----BEGIN CERTIFICATE-----\nMAMCAQE=\n", PemError::MissingEnd),
         (
             "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END PRIVATE KEY-----\n",
             PemError::MissingEnd,
@@ -64,11 +52,7 @@ fn pem_malformed_inputs_give_typed_errors() {
         (&cert("AAAA"), PemError::MalformedDer),
     ];
     for (text, want) in cases {
-        assert_eq!(
-            certificate_der(text.as_bytes(), &mut out),
-            Err(*want),
-            "{text:?}"
-        );
+        assert_eq!(certificate_der(text.as_bytes(), &mut out), Err(*want), "{text:?}");
     }
 }
 
@@ -86,20 +70,11 @@ fn pem_encrypted_and_non_p256_keys_are_refused() {
     let mut out = [0u8; 64];
     let encrypted =
         "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAA=\n-----END ENCRYPTED PRIVATE KEY-----\n";
-    assert_eq!(
-        private_key(encrypted.as_bytes(), &mut out),
-        Err(PemError::EncryptedKey)
-    );
+    assert_eq!(private_key(encrypted.as_bytes(), &mut out), Err(PemError::EncryptedKey));
     let legacy = "-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nMAA=\n-----END EC PRIVATE KEY-----\n";
-    assert_eq!(
-        private_key(legacy.as_bytes(), &mut out),
-        Err(PemError::EncryptedKey)
-    );
+    assert_eq!(private_key(legacy.as_bytes(), &mut out), Err(PemError::EncryptedKey));
     let rsa = "-----BEGIN RSA PRIVATE KEY-----\nMAA=\n-----END RSA PRIVATE KEY-----\n";
-    assert_eq!(
-        private_key(rsa.as_bytes(), &mut out),
-        Err(PemError::UnsupportedKey)
-    );
+    assert_eq!(private_key(rsa.as_bytes(), &mut out), Err(PemError::UnsupportedKey));
 }
 
 #[test]
@@ -119,14 +94,8 @@ fn pem_keys_written_by_openssl_decode_in_both_forms() {
     assert!(sec1.starts_with(b"-----BEGIN EC PARAMETERS-----"));
     private_key(&sec1, &mut out).unwrap();
     // A certificate file is not a key file, and vice versa.
-    assert_eq!(
-        private_key(&pki.read("ca.pem"), &mut out).err(),
-        Some(PemError::NotFound)
-    );
-    assert_eq!(
-        certificate_der(&pkcs8, &mut out).err(),
-        Some(PemError::NotFound)
-    );
+    assert_eq!(private_key(&pki.read("ca.pem"), &mut out).err(), Some(PemError::NotFound));
+    assert_eq!(certificate_der(&pkcs8, &mut out).err(), Some(PemError::NotFound));
     let der = certificate_der(&pki.read("ca.pem"), &mut out).unwrap();
     assert!(der.len() > 300, "CA DER is {} bytes", der.len());
 }

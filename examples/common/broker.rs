@@ -40,28 +40,20 @@ impl Broker {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (stop, stopped) = oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name("umqtt-broker".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = TcpListener::from_std(listener) else {
-                        return;
-                    };
-                    tokio::select! {
-                        () = serve(listener) => {}
-                        _ = stopped => {}
-                    }
-                });
-            })?;
-        Ok(Self {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        let thread = std::thread::Builder::new().name("umqtt-broker".into()).spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = TcpListener::from_std(listener) else {
+                    return;
+                };
+                tokio::select! {
+                    () = serve(listener) => {}
+                    _ = stopped => {}
+                }
+            });
+        })?;
+        Ok(Self { addr, stop: Some(stop), thread: Some(thread) })
     }
 
     /// The port it listens on.
@@ -143,9 +135,7 @@ impl Subscriber {
             packet_id,
             payload: &message.payload,
         };
-        let _ = self
-            .sender
-            .send(Outgoing::Bytes(encode(&Packet::Publish(publish))));
+        let _ = self.sender.send(Outgoing::Bytes(encode(&Packet::Publish(publish))));
     }
 }
 
@@ -159,9 +149,7 @@ struct Shared {
 type State = Arc<Mutex<Shared>>;
 
 fn lock(state: &State) -> MutexGuard<'_, Shared> {
-    state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Routes `message` to every matching subscription and keeps it when
@@ -233,11 +221,7 @@ impl Connection {
         let (sender, receiver) = mpsc::unbounded_channel();
         let end = connection.serve(sender, receiver).await;
         let mut shared = lock(&connection.state);
-        if shared
-            .clients
-            .get(&connection.client_id)
-            .is_some_and(|s| s.connection == id)
-        {
+        if shared.clients.get(&connection.client_id).is_some_and(|s| s.connection == id) {
             shared.clients.remove(&connection.client_id);
         }
         drop(shared);
@@ -304,10 +288,7 @@ impl Connection {
     }
 
     async fn write(&mut self, packet: &Packet<'_>) -> Result<(), End> {
-        self.stream
-            .write_all(&encode(packet))
-            .await
-            .map_err(|_| End::Abrupt)
+        self.stream.write_all(&encode(packet)).await.map_err(|_| End::Abrupt)
     }
 
     async fn connect(
@@ -318,10 +299,7 @@ impl Connection {
         let client_id = if connect.client_id.is_empty() {
             if !connect.clean_session {
                 let code = ConnectReturnCode::IdentifierRejected; // [MQTT-3.1.3-8]
-                let ack = ConnAck {
-                    session_present: false,
-                    code,
-                };
+                let ack = ConnAck { session_present: false, code };
                 self.write(&Packet::ConnAck(ack)).await?;
                 return Err(End::Clean);
             }
@@ -330,11 +308,8 @@ impl Connection {
             connect.client_id.to_owned()
         };
         self.will = connect.will.map(|will| {
-            let message = Message {
-                topic: will.topic.into(),
-                payload: will.payload.into(),
-                qos: will.qos,
-            };
+            let message =
+                Message { topic: will.topic.into(), payload: will.payload.into(), qos: will.qos };
             (message, will.retain)
         });
         self.keep_alive = (connect.keep_alive > 0)
@@ -347,17 +322,11 @@ impl Connection {
             next_id: PacketId::MAX.next(),
         };
         // [MQTT-3.1.4-2]: a second connection with the same id takes over.
-        if let Some(old) = lock(&self.state)
-            .clients
-            .insert(client_id.clone(), subscriber)
-        {
+        if let Some(old) = lock(&self.state).clients.insert(client_id.clone(), subscriber) {
             let _ = old.sender.send(Outgoing::Close);
         }
         self.client_id = client_id;
-        let ack = ConnAck {
-            session_present: false,
-            code: ConnectReturnCode::Accepted,
-        };
+        let ack = ConnAck { session_present: false, code: ConnectReturnCode::Accepted };
         self.write(&Packet::ConnAck(ack)).await
     }
 
@@ -365,11 +334,8 @@ impl Connection {
         match packet {
             Packet::Publish(p) if p.qos == QoS::ExactlyOnce => Err(End::Abrupt),
             Packet::Publish(p) => {
-                let message = Message {
-                    topic: p.topic.into(),
-                    payload: p.payload.into(),
-                    qos: p.qos,
-                };
+                let message =
+                    Message { topic: p.topic.into(), payload: p.payload.into(), qos: p.qos };
                 publish(&self.state, message, p.retain);
                 match p.packet_id {
                     Some(id) => self.write(&Packet::PubAck(id)).await,
@@ -381,11 +347,7 @@ impl Connection {
                 let mut retained = Vec::new();
                 {
                     let mut shared = lock(&self.state);
-                    let Shared {
-                        clients,
-                        retained: stored,
-                        ..
-                    } = &mut *shared;
+                    let Shared { clients, retained: stored, .. } = &mut *shared;
                     let Some(me) = clients.get_mut(&self.client_id) else {
                         return Err(End::Abrupt);
                     };
@@ -406,10 +368,8 @@ impl Connection {
                         }
                     }
                 }
-                let ack = SubAck {
-                    packet_id: subscribe.packet_id,
-                    return_codes: List::Items(&codes),
-                };
+                let ack =
+                    SubAck { packet_id: subscribe.packet_id, return_codes: List::Items(&codes) };
                 self.write(&Packet::SubAck(ack)).await?;
                 // Retained messages after SUBACK, through the routing queue
                 // so their packet ids come from the subscriber's counter.

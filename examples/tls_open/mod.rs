@@ -51,7 +51,7 @@ impl TlsArgs {
             || self.server_name.is_some();
         if any && !cfg!(feature = "tls") {
             return Err(
-                "TLS options need a build with TLS: cargo run --example … --features tls".into(),
+                "TLS options need a build with TLS: cargo run --example … --features tls".into()
             );
         }
         if any && !self.wanted() {
@@ -146,12 +146,7 @@ mod with_tls {
                 _ => None,
             };
             let server_name = args.server_name.clone().unwrap_or_else(|| host.to_owned());
-            Ok(Self {
-                server_name,
-                ca,
-                client,
-                insecure: args.insecure,
-            })
+            Ok(Self { server_name, ca, client, insecure: args.insecure })
         }
 
         /// The TLS options (verification on unless `--insecure`).
@@ -173,9 +168,6 @@ mod with_tls {
 
     /// Record buffers: a full 16 KiB read record and a 4 KiB write record.
     pub fn buffers() -> (Vec<u8>, Vec<u8>) {
-        (
-            vec![0u8; tls::READ_RECORD_BUFFER],
-            vec![0u8; 4096 + tls::TLS_RECORD_OVERHEAD],
-        )
+        (vec![0u8; tls::READ_RECORD_BUFFER], vec![0u8; 4096 + tls::TLS_RECORD_OVERHEAD])
     }
 }

@@ -48,7 +48,8 @@ impl Drain {
                     let topic_len = u16::from_be_bytes([hi, lo]);
                     drain.topic_len = Some(topic_len);
                     if (header.flags >> 1) & 0b11 != 0 {
-                        drain.id_at = u32::try_from(topic_len_at + 2 + usize::from(topic_len)).unwrap_or(0);
+                        drain.id_at =
+                            u32::try_from(topic_len_at + 2 + usize::from(topic_len)).unwrap_or(0);
                     }
                 }
                 // Wait until the topic length is in, unless it never fits.

@@ -46,7 +46,9 @@ impl fmt::Display for ProtocolError {
             Self::Malformed(m) => write!(f, "malformed packet: {m}"),
             Self::UnexpectedPacket(t) => write!(f, "unexpected {t:?} packet"),
             Self::QoS2Publish => f.write_str("QoS 2 PUBLISH without a QoS 2 subscription"),
-            Self::SubAckCountMismatch => f.write_str("SUBACK return code count differs from SUBSCRIBE"),
+            Self::SubAckCountMismatch => {
+                f.write_str("SUBACK return code count differs from SUBSCRIBE")
+            }
         }
     }
 }
@@ -136,10 +138,20 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
             Self::Timeout => f.write_str("acknowledgment timeout"),
             Self::SubscribeRefused => f.write_str("subscription refused by broker (0x80)"),
             Self::PacketTooLarge(o) => match o.topic_len {
-                Some(t) => write!(f, "inbound {:?} of {} bytes (topic {t} bytes) exceeds the receive buffer", o.packet_type, o.size),
-                None => write!(f, "inbound {:?} of {} bytes exceeds the receive buffer", o.packet_type, o.size),
+                Some(t) => write!(
+                    f,
+                    "inbound {:?} of {} bytes (topic {t} bytes) exceeds the receive buffer",
+                    o.packet_type, o.size
+                ),
+                None => write!(
+                    f,
+                    "inbound {:?} of {} bytes exceeds the receive buffer",
+                    o.packet_type, o.size
+                ),
             },
-            Self::BufferTooSmall { needed } => write!(f, "transmit buffer too small, {needed} bytes needed"),
+            Self::BufferTooSmall { needed } => {
+                write!(f, "transmit buffer too small, {needed} bytes needed")
+            }
             Self::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Self::NotConnected => f.write_str("not connected"),
         }

@@ -17,8 +17,7 @@ use super::drain::Drain;
 use super::{Client, Error, MAX_SUBSCRIBE_TOPICS, Oversize, ProtocolError, State};
 use crate::fmt::{log_debug, log_warn};
 use crate::packet::{
-    self, ConnAck, DecodeError, FixedHeader, Packet, PacketId, QoS,
-    SubscribeReturnCode,
+    self, ConnAck, DecodeError, FixedHeader, Packet, PacketId, QoS, SubscribeReturnCode,
 };
 use crate::session::KeepAliveAction;
 
@@ -41,10 +40,12 @@ pub(super) enum Event {
 /// Polls `fut` once: its output if ready, `None` (and `fut` dropped) if not.
 pub(super) async fn poll_once<F: Future>(fut: F) -> Option<F::Output> {
     let mut fut = pin!(fut);
-    poll_fn(|cx| Poll::Ready(match fut.as_mut().poll(cx) {
-        Poll::Ready(out) => Some(out),
-        Poll::Pending => None,
-    }))
+    poll_fn(|cx| {
+        Poll::Ready(match fut.as_mut().poll(cx) {
+            Poll::Ready(out) => Some(out),
+            Poll::Pending => None,
+        })
+    })
     .await
 }
 
@@ -62,7 +63,10 @@ where
 
     /// Encodes `packet` into the free part of `tx` (after the stored QoS 1
     /// publishes) and returns its range.
-    pub(super) fn encode(&mut self, packet: &Packet<'_>) -> Result<(usize, usize), Error<T::Error>> {
+    pub(super) fn encode(
+        &mut self,
+        packet: &Packet<'_>,
+    ) -> Result<(usize, usize), Error<T::Error>> {
         let start = self.outbox.len();
         let free = self.tx.get_mut(start..).unwrap_or_default();
         let len = packet::encode(packet, free).map_err(|e| match Error::from(e) {
@@ -258,7 +262,10 @@ where
     /// Waits for the next inbound packet and handles it, keeping the
     /// connection alive meanwhile. `deadline` bounds the wait
     /// ([`Error::Timeout`]).
-    pub(super) async fn next_event(&mut self, deadline: Option<Instant>) -> Result<Event, Error<T::Error>> {
+    pub(super) async fn next_event(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Event, Error<T::Error>> {
         loop {
             self.flush_pending().await?;
             if let Some(event) = self.process_buffered()? {

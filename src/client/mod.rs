@@ -39,8 +39,8 @@ use embassy_time::{Duration, Instant};
 use embedded_io_async::{Read, Write};
 
 use crate::packet::{
-    ConnectReturnCode,     List, Packet, PacketId, PacketType, Publish, QoS, Subscribe, SubscribeReturnCode, SubscribeTopic,
-    Unsubscribe,
+    ConnectReturnCode, List, Packet, PacketId, PacketType, Publish, QoS, Subscribe,
+    SubscribeReturnCode, SubscribeTopic, Unsubscribe,
 };
 use crate::session::{KeepAlive, Outbox, PacketIds};
 use io::{CONTROL_RESERVE, Event};
@@ -199,7 +199,11 @@ where
 
     /// Replaces the transport with a freshly connected one and connects
     /// again with `opts`; see [`connect`](Self::connect).
-    pub async fn reconnect(&mut self, transport: T, opts: &ConnectOptions<'_>) -> Result<bool, Error<T::Error>> {
+    pub async fn reconnect(
+        &mut self,
+        transport: T,
+        opts: &ConnectOptions<'_>,
+    ) -> Result<bool, Error<T::Error>> {
         self.transport = transport;
         self.state = State::Disconnected;
         self.connect(opts).await
@@ -222,7 +226,13 @@ where
     /// Publishes `payload` to `topic`. QoS 0 returns once written; QoS 1
     /// returns once the matching PUBACK arrives. Messages that arrive
     /// meanwhile are delivered to the handler.
-    pub async fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS, retain: bool) -> Result<(), Error<T::Error>> {
+    pub async fn publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+    ) -> Result<(), Error<T::Error>> {
         match qos {
             QoS::AtMostOnce => {
                 self.ensure_connected()?;
@@ -243,14 +253,26 @@ where
     /// `tx` until its PUBACK, and resent by `reconnect`; learn its fate
     /// with [`is_in_flight`](Self::is_in_flight) or wait with
     /// [`wait_acked`](Self::wait_acked) / [`wait_all_acked`](Self::wait_all_acked).
-    pub async fn publish_no_wait(&mut self, topic: &str, payload: &[u8], retain: bool) -> Result<PacketId, Error<T::Error>> {
+    pub async fn publish_no_wait(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        retain: bool,
+    ) -> Result<PacketId, Error<T::Error>> {
         self.ensure_connected()?;
         loop {
             self.flush_pending().await?;
             if self.outbox.count() < usize::from(self.max_in_flight) {
                 let (outbox, tx) = (&self.outbox, &*self.tx);
                 let id = self.ids.allocate(|id| outbox.contains(tx, id)).ok_or(Error::Timeout)?;
-                let publish = Publish { dup: false, qos: QoS::AtLeastOnce, retain, topic, packet_id: Some(id), payload };
+                let publish = Publish {
+                    dup: false,
+                    qos: QoS::AtLeastOnce,
+                    retain,
+                    topic,
+                    packet_id: Some(id),
+                    payload,
+                };
                 match self.encode(&Packet::Publish(publish)) {
                     Ok((start, end)) if end + CONTROL_RESERVE <= self.tx.len() => {
                         self.outbox.push_publish(self.tx, end - start);
@@ -338,7 +360,10 @@ where
     /// Subscribes to up to [`MAX_SUBSCRIBE_TOPICS`] filters in one
     /// SUBSCRIBE and returns one return code per filter (a refusal is
     /// [`SubscribeReturnCode::Failure`]). QoS 2 is not supported.
-    pub async fn subscribe_many(&mut self, topics: &[SubscribeTopic<'_>]) -> Result<ReturnCodes, Error<T::Error>> {
+    pub async fn subscribe_many(
+        &mut self,
+        topics: &[SubscribeTopic<'_>],
+    ) -> Result<ReturnCodes, Error<T::Error>> {
         self.ensure_connected()?;
         if topics.len() > MAX_SUBSCRIBE_TOPICS {
             return Err(Error::BufferTooSmall { needed: topics.len() });

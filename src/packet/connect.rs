@@ -144,7 +144,10 @@ impl<'a> Connect<'a> {
         if self.client_id.is_empty() && !self.clean_session {
             return Err(Malformed::EmptyClientIdWithSession); // [MQTT-3.1.3-7]
         }
-        if self.password.is_some() && self.username.is_none() && self.protocol == ProtocolLevel::V311 {
+        if self.password.is_some()
+            && self.username.is_none()
+            && self.protocol == ProtocolLevel::V311
+        {
             return Err(Malformed::PasswordWithoutUsername); // [MQTT-3.1.2-22]
         }
         let mut len = 2 + self.protocol.name().len() + 1 + 1 + 2 + str_len(self.client_id)?;
@@ -274,4 +277,3 @@ impl ConnAck {
         w.u8(self.code as u8)
     }
 }
-

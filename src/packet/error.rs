@@ -145,7 +145,9 @@ impl From<Malformed> for DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Incomplete { needed } => write!(f, "incomplete packet, {needed} more bytes needed"),
+            Self::Incomplete { needed } => {
+                write!(f, "incomplete packet, {needed} more bytes needed")
+            }
             Self::Malformed(m) => write!(f, "malformed packet: {m}"),
         }
     }

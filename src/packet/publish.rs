@@ -52,7 +52,9 @@ impl<'a> Publish<'a> {
         match (self.qos, self.packet_id) {
             (QoS::AtMostOnce, None) if self.dup => Err(Malformed::DupWithQoS0),
             (QoS::AtMostOnce, None) => Ok(topic_len + self.payload.len()),
-            (QoS::AtLeastOnce | QoS::ExactlyOnce, Some(_)) => Ok(topic_len + 2 + self.payload.len()),
+            (QoS::AtLeastOnce | QoS::ExactlyOnce, Some(_)) => {
+                Ok(topic_len + 2 + self.payload.len())
+            }
             _ => Err(Malformed::PacketIdMismatch),
         }
     }

@@ -148,7 +148,11 @@ impl<'a> Writer<'a> {
     }
 
     /// The fixed header: first byte and the remaining length.
-    pub(crate) fn fixed_header(&mut self, first: u8, mut remaining: usize) -> Result<(), Malformed> {
+    pub(crate) fn fixed_header(
+        &mut self,
+        first: u8,
+        mut remaining: usize,
+    ) -> Result<(), Malformed> {
         self.u8(first)?;
         loop {
             // Truncation is intended: the low seven bits of what is left.

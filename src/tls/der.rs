@@ -44,9 +44,7 @@ impl<'a> Reader<'a> {
             }
             let (bytes, tail) = rest.split_at_checked(count)?;
             rest = tail;
-            bytes
-                .iter()
-                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
+            bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
         };
         let (contents, tail) = rest.split_at_checked(len)?;
         self.rest = tail;
@@ -171,16 +169,9 @@ mod tests {
     fn long_form_lengths_are_read_and_truncation_is_refused() {
         let mut long = [0u8; 3 + 200];
         long[..3].copy_from_slice(&[0x04, 0x81, 200]);
-        assert_eq!(
-            Reader::new(&long).single().map(|(t, c)| (t, c.len())),
-            Some((0x04, 200))
-        );
+        assert_eq!(Reader::new(&long).single().map(|(t, c)| (t, c.len())), Some((0x04, 200)));
         assert_eq!(Reader::new(&long[..100]).next_tlv(), None);
-        assert_eq!(
-            Reader::new(&[0x30, 0x80, 0, 0]).next_tlv(),
-            None,
-            "indefinite length"
-        );
+        assert_eq!(Reader::new(&[0x30, 0x80, 0, 0]).next_tlv(), None, "indefinite length");
         assert_eq!(Reader::new(&[0x30]).next_tlv(), None);
     }
 

@@ -46,13 +46,7 @@ pub struct RecordFramed<'b, S> {
 impl<'b, S> RecordFramed<'b, S> {
     /// Frames reads of `socket`, collecting records in `buffer`.
     pub fn new(socket: S, buffer: &'b mut [u8]) -> Self {
-        Self {
-            socket,
-            buffer,
-            start: 0,
-            ready: 0,
-            end: 0,
-        }
+        Self { socket, buffer, start: 0, ready: 0, end: 0 }
     }
 
     /// The socket.
@@ -164,11 +158,7 @@ impl<S: Read> Read for RecordFramed<'_, S> {
                 (self.start, self.ready) = (0, 0);
             }
             let free = self.buffer.get_mut(self.end..).unwrap_or_default();
-            let n = self
-                .socket
-                .read(free)
-                .await
-                .map_err(FramedError::Transport)?;
+            let n = self.socket.read(free).await.map_err(FramedError::Transport)?;
             if n == 0 {
                 return Ok(0);
             }
@@ -187,9 +177,6 @@ impl<S: Write> Write for RecordFramed<'_, S> {
     }
 
     async fn write_all(&mut self, buf: &[u8]) -> Result<(), Self::Error> {
-        self.socket
-            .write_all(buf)
-            .await
-            .map_err(FramedError::Transport)
+        self.socket.write_all(buf).await.map_err(FramedError::Transport)
     }
 }

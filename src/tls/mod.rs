@@ -168,13 +168,7 @@ impl<'a> TlsOptions<'a, NoClock> {
     }
 
     fn with_trust(server_name: &'a str, trust: Trust<'a>) -> Self {
-        Self {
-            server_name,
-            trust,
-            client: None,
-            max_fragment_length: None,
-            clock: PhantomData,
-        }
+        Self { server_name, trust, client: None, max_fragment_length: None, clock: PhantomData }
     }
 }
 
@@ -183,10 +177,7 @@ impl<'a, C: TlsClock> TlsOptions<'a, C> {
     /// ECDSA P-256 key (see [`pem::private_key`]), for brokers with
     /// `require_certificate true`.
     pub fn client_certificate(mut self, certificate_der: &'a [u8], key: EcPrivateKey<'a>) -> Self {
-        self.client = Some(ClientIdentity {
-            certificate_der,
-            key,
-        });
+        self.client = Some(ClientIdentity { certificate_der, key });
         self
     }
 
@@ -300,10 +291,7 @@ impl fmt::Display for ConnectError {
             Self::InvalidServerName => f.write_str("server name empty or longer than 64 bytes"),
             Self::BufferTooSmall { read, needed } => {
                 let which = if *read { "read" } else { "write" };
-                write!(
-                    f,
-                    "TLS {which} record buffer too small, need {needed} bytes"
-                )
+                write!(f, "TLS {which} record buffer too small, need {needed} bytes")
             }
         }
     }
@@ -374,14 +362,9 @@ where
         .split_at_mut(read_record.len() - framing_buffer_len(options.max_fragment_length));
     let needed = options.min_write_record_buffer_len();
     if write_record.len() < needed {
-        return Err(ConnectError::BufferTooSmall {
-            read: false,
-            needed,
-        });
+        return Err(ConnectError::BufferTooSmall { read: false, needed });
     }
-    let usable = write_record
-        .len()
-        .min(options.max_write_record_buffer_len());
+    let usable = write_record.len().min(options.max_write_record_buffer_len());
     let (write_record, _) = write_record.split_at_mut(usable);
 
     let mut config = TlsConfig::new().with_server_name(options.server_name);

@@ -93,8 +93,7 @@ impl<'p> PemBlock<'p> {
         if len == 0 {
             return Err(PemError::Empty);
         }
-        out.get(..len)
-            .ok_or(PemError::BufferTooSmall { needed: len })
+        out.get(..len).ok_or(PemError::BufferTooSmall { needed: len })
     }
 
     /// Whether the body carries RFC 1421 headers (`Proc-Type: 4,ENCRYPTED`).
@@ -128,18 +127,12 @@ impl<'p> Iterator for Blocks<'p> {
         let parsed = (|| {
             let label_len = find(after_begin, DASHES).ok_or(PemError::MissingEnd)?;
             let label = after_begin.get(..label_len).ok_or(PemError::MissingEnd)?;
-            let body_and_rest = after_begin
-                .get(label_len + DASHES.len()..)
-                .unwrap_or_default();
+            let body_and_rest = after_begin.get(label_len + DASHES.len()..).unwrap_or_default();
             let body_len = find(body_and_rest, END).ok_or(PemError::MissingEnd)?;
             let body = body_and_rest.get(..body_len).unwrap_or_default();
-            let end_line = body_and_rest
-                .get(body_len + END.len()..)
-                .unwrap_or_default();
+            let end_line = body_and_rest.get(body_len + END.len()..).unwrap_or_default();
             let end_ok = end_line.starts_with(label)
-                && end_line
-                    .get(label.len()..)
-                    .is_some_and(|t| t.starts_with(DASHES));
+                && end_line.get(label.len()..).is_some_and(|t| t.starts_with(DASHES));
             if !end_ok {
                 return Err(PemError::MissingEnd);
             }

@@ -24,9 +24,7 @@ impl Inbox {
     pub fn handler(&self) -> impl FnMut(&Publish<'_>) + use<> {
         let inbox = self.0.clone();
         move |m: &Publish<'_>| {
-            inbox
-                .borrow_mut()
-                .push((m.topic.to_owned(), m.payload.to_vec(), m.qos, m.retain));
+            inbox.borrow_mut().push((m.topic.to_owned(), m.payload.to_vec(), m.qos, m.retain));
         }
     }
 
@@ -47,10 +45,7 @@ impl Inbox {
 
     /// Removes every message held and returns their payloads.
     pub fn payloads(&self) -> Vec<Vec<u8>> {
-        self.take()
-            .into_iter()
-            .map(|(_, payload, ..)| payload)
-            .collect()
+        self.take().into_iter().map(|(_, payload, ..)| payload).collect()
     }
 }
 
@@ -64,9 +59,7 @@ where
     T::Error: std::fmt::Debug,
     H: FnMut(&Publish<'_>),
 {
-    let received = tokio::time::timeout(WAIT, client.wait_msg())
-        .await
-        .expect("message in time");
+    let received = tokio::time::timeout(WAIT, client.wait_msg()).await.expect("message in time");
     received.expect("wait_msg");
 }
 
@@ -92,24 +85,15 @@ pub fn broker_with_password(test: &str) -> Option<Mosquitto> {
             .expect("run mosquitto_passwd (Debian package mosquitto)");
         assert!(status.success(), "mosquitto_passwd failed");
     }
-    let config = format!(
-        "allow_anonymous false\npassword_file {}\n",
-        passwords.display()
-    );
+    let config = format!("allow_anonymous false\npassword_file {}\n", passwords.display());
     Mosquitto::start_in(test, &dir, &config)
 }
 
 /// The dynamic security plugin shipped with Mosquitto 2.
 fn dynamic_security_plugin() -> Option<PathBuf> {
-    let dirs = [
-        "/usr/lib/x86_64-linux-gnu",
-        "/usr/lib/aarch64-linux-gnu",
-        "/usr/lib",
-        "/usr/local/lib",
-    ];
-    dirs.iter()
-        .map(|d| Path::new(d).join("mosquitto_dynamic_security.so"))
-        .find(|p| p.exists())
+    let dirs =
+        ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/usr/local/lib"];
+    dirs.iter().map(|d| Path::new(d).join("mosquitto_dynamic_security.so")).find(|p| p.exists())
 }
 
 /// A Mosquitto whose ACL lets anonymous clients subscribe only to
@@ -122,10 +106,7 @@ pub fn broker_with_subscribe_acl(test: &str) -> Option<Mosquitto> {
         return Mosquitto::start(test, ""); // prints the skip line
     }
     let Some(plugin) = dynamic_security_plugin() else {
-        assert!(
-            !common::mosquitto_required(),
-            "{test}: mosquitto_dynamic_security.so not found"
-        );
+        assert!(!common::mosquitto_required(), "{test}: mosquitto_dynamic_security.so not found");
         println!("SKIPPED {test}: mosquitto_dynamic_security.so not found");
         return None;
     };
@@ -145,10 +126,6 @@ pub fn broker_with_subscribe_acl(test: &str) -> Option<Mosquitto> {
 "#,
     )
     .unwrap();
-    let config = format!(
-        "plugin {}\nplugin_opt_config_file {}\n",
-        plugin.display(),
-        acl.display()
-    );
+    let config = format!("plugin {}\nplugin_opt_config_file {}\n", plugin.display(), acl.display());
     Mosquitto::start_in(test, &dir, &config)
 }

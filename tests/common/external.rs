@@ -32,10 +32,7 @@ fn wait_listening(child: &mut Child, port: u16, limit: Duration, log: &Path) -> 
 
 /// Sends `signal` to `pid` with kill(1).
 fn signal(pid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status();
+    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
 }
 
 /// A nats-server with an MQTT listener.
@@ -118,10 +115,7 @@ impl RabbitMq {
         let mut child = Command::new(RABBITMQ_SERVER)
             .current_dir(&dir)
             .env("HOME", &dir)
-            .env(
-                "RABBITMQ_NODENAME",
-                format!("umqtt_{tag}_{}@localhost", std::process::id()),
-            )
+            .env("RABBITMQ_NODENAME", format!("umqtt_{tag}_{}@localhost", std::process::id()))
             .env("RABBITMQ_NODE_PORT", amqp.to_string())
             .env("RABBITMQ_DIST_PORT", dist.to_string())
             .env("ERL_EPMD_PORT", epmd_port.to_string())
@@ -137,13 +131,7 @@ impl RabbitMq {
             .map_err(|e| format!("spawn rabbitmq-server: {e}"))?;
         let limit = Duration::from_secs(120);
         let waited = wait_listening(&mut child, port, limit, &log);
-        let node = Self {
-            port,
-            dir,
-            epmd_port,
-            child,
-            startup: started.elapsed(),
-        };
+        let node = Self { port, dir, epmd_port, child, startup: started.elapsed() };
         waited.map(|()| node)
     }
 
@@ -151,23 +139,17 @@ impl RabbitMq {
     /// environment), to stop it with the node.
     fn epmd_pid(&self) -> Option<u32> {
         let wanted = format!("ERL_EPMD_PORT={}", self.epmd_port);
-        std::fs::read_dir("/proc")
-            .ok()?
-            .flatten()
-            .find_map(|entry| {
-                let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
-                let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-                // The program itself, not the VM (whose arguments name epmd too).
-                let program = cmdline.split(|&b| b == 0).next()?;
-                if !program.ends_with(b"/epmd") && program != b"epmd" {
-                    return None;
-                }
-                let environ = std::fs::read(entry.path().join("environ")).ok()?;
-                environ
-                    .split(|&b| b == 0)
-                    .any(|v| v == wanted.as_bytes())
-                    .then_some(pid)
-            })
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            // The program itself, not the VM (whose arguments name epmd too).
+            let program = cmdline.split(|&b| b == 0).next()?;
+            if !program.ends_with(b"/epmd") && program != b"epmd" {
+                return None;
+            }
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            environ.split(|&b| b == 0).any(|v| v == wanted.as_bytes()).then_some(pid)
+        })
     }
 }
 

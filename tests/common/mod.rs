@@ -18,20 +18,15 @@ pub type Tcp = FromTokio<tokio::net::TcpStream>;
 
 /// Connects a client transport to `127.0.0.1:port` with TCP_NODELAY.
 pub async fn tcp(port: u16) -> Tcp {
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect to broker");
+    let stream =
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect to broker");
     stream.set_nodelay(true).unwrap();
     FromTokio::new(stream)
 }
 
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Whether `program` is on PATH.
@@ -93,11 +88,7 @@ impl Mosquitto {
             );
             return None;
         }
-        let program = if on_path("mosquitto") {
-            "mosquitto"
-        } else {
-            "/usr/sbin/mosquitto"
-        };
+        let program = if on_path("mosquitto") { "mosquitto" } else { "/usr/sbin/mosquitto" };
         let config = dir.join("mosquitto.conf");
         let mut text = format!("user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n");
         if !extra.contains("persistence ") {
@@ -113,11 +104,7 @@ impl Mosquitto {
             .stderr(log)
             .spawn()
             .expect("spawn mosquitto");
-        let broker = Self {
-            port,
-            dir: dir.to_owned(),
-            child,
-        };
+        let broker = Self { port, dir: dir.to_owned(), child };
         broker.wait_ready(port);
         Some(broker)
     }
@@ -140,11 +127,7 @@ impl Mosquitto {
                     return;
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not come up; log: {}",
-                self.log()
-            );
+            assert!(Instant::now() < deadline, "mosquitto did not come up; log: {}", self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -91,10 +91,7 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared {
-            plan: Mutex::new(Plan {
-                rng: Some(Rng::new(seed)),
-                ..Plan::default()
-            }),
+            plan: Mutex::new(Plan { rng: Some(Rng::new(seed)), ..Plan::default() }),
             black_hole: AtomicBool::new(false),
             kills: AtomicU64::new(0),
             killed: Notify::new(),
@@ -104,11 +101,7 @@ impl Proxy {
             live: Mutex::new(Vec::new()),
         });
         let accept = tokio::spawn(accept_loop(listener, upstream, Arc::clone(&shared)));
-        Self {
-            port,
-            shared,
-            accept,
-        }
+        Self { port, shared, accept }
     }
 
     /// Drops the connection carrying the `after`-th next byte in `dir`
@@ -225,21 +218,10 @@ async fn accept_loop(listener: TcpListener, upstream: u16, shared: Arc<Shared>) 
         let (broker_r, broker_w) = broker.into_split();
         let stop = Arc::new(stop_tx);
         for (dir, r, w) in [
-            (
-                Dir::Up,
-                Box::new(client_r) as Box<dyn Read>,
-                Box::new(broker_w) as Box<dyn Write>,
-            ),
+            (Dir::Up, Box::new(client_r) as Box<dyn Read>, Box::new(broker_w) as Box<dyn Write>),
             (Dir::Down, Box::new(broker_r), Box::new(client_w)),
         ] {
-            let task = pump(
-                dir,
-                r,
-                w,
-                Arc::clone(&shared),
-                Arc::clone(&stop),
-                stop_rx.clone(),
-            );
+            let task = pump(dir, r, w, Arc::clone(&shared), Arc::clone(&stop), stop_rx.clone());
             tokio::spawn(task);
         }
     }

@@ -44,10 +44,7 @@ pub fn connect(o: &ConnectOptions<'_>) -> Vec<u8> {
 
 /// CONNACK bytes.
 pub fn connack_code(session_present: bool, code: ConnectReturnCode) -> Vec<u8> {
-    packet_bytes(&Packet::ConnAck(ConnAck {
-        session_present,
-        code,
-    }))
+    packet_bytes(&Packet::ConnAck(ConnAck { session_present, code }))
 }
 
 /// An accepting CONNACK.
@@ -57,18 +54,12 @@ pub fn connack(session_present: bool) -> Vec<u8> {
 
 /// A script that starts with a successful connect with [`opts`].
 pub fn connected() -> MockTransport {
-    MockTransport::new()
-        .expect(&connect(&opts()))
-        .send(&connack(false))
+    MockTransport::new().expect(&connect(&opts())).send(&connack(false))
 }
 
 /// PUBLISH bytes; `packet_id` must be `Some` exactly for QoS 1.
 pub fn publish(topic: &str, payload: &[u8], packet_id: Option<u16>, dup: bool) -> Vec<u8> {
-    let qos = if packet_id.is_some() {
-        QoS::AtLeastOnce
-    } else {
-        QoS::AtMostOnce
-    };
+    let qos = if packet_id.is_some() { QoS::AtLeastOnce } else { QoS::AtMostOnce };
     packet_bytes(&Packet::Publish(Publish {
         dup,
         qos,
@@ -87,18 +78,12 @@ pub fn puback(n: u16) -> Vec<u8> {
 /// SUBSCRIBE bytes for one filter.
 pub fn subscribe(n: u16, filter: &str, qos: QoS) -> Vec<u8> {
     let topics = [SubscribeTopic { filter, qos }];
-    packet_bytes(&Packet::Subscribe(Subscribe {
-        packet_id: id(n),
-        topics: List::Items(&topics),
-    }))
+    packet_bytes(&Packet::Subscribe(Subscribe { packet_id: id(n), topics: List::Items(&topics) }))
 }
 
 /// SUBACK bytes.
 pub fn suback(n: u16, codes: &[SubscribeReturnCode]) -> Vec<u8> {
-    packet_bytes(&Packet::SubAck(SubAck {
-        packet_id: id(n),
-        return_codes: List::Items(codes),
-    }))
+    packet_bytes(&Packet::SubAck(SubAck { packet_id: id(n), return_codes: List::Items(codes) }))
 }
 
 /// UNSUBSCRIBE bytes for one filter.
@@ -132,11 +117,7 @@ pub struct Got(Rc<RefCell<Vec<Message>>>);
 impl Got {
     /// Topic and payload of every delivered message, in order.
     pub fn messages(&self) -> Vec<(String, Vec<u8>)> {
-        self.0
-            .borrow()
-            .iter()
-            .map(|m| (m.0.clone(), m.1.clone()))
-            .collect()
+        self.0.borrow().iter().map(|m| (m.0.clone(), m.1.clone())).collect()
     }
 
     /// Topics of every delivered message, in order.
@@ -155,8 +136,7 @@ pub fn recorder() -> (Got, impl FnMut(&Publish<'_>)) {
     let got = Got::default();
     let sink = got.0.clone();
     (got, move |m: &Publish<'_>| {
-        sink.borrow_mut()
-            .push((m.topic.to_owned(), m.payload.to_vec(), m.qos, m.dup));
+        sink.borrow_mut().push((m.topic.to_owned(), m.payload.to_vec(), m.qos, m.dup));
     })
 }
 

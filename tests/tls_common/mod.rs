@@ -28,9 +28,7 @@ impl Pki {
     /// DER of the certificate in PEM file `name`.
     pub fn cert_der(&self, name: &str) -> Vec<u8> {
         let mut buf = vec![0u8; 4096];
-        let len = tls::pem::certificate_der(&self.read(name), &mut buf)
-            .unwrap()
-            .len();
+        let len = tls::pem::certificate_der(&self.read(name), &mut buf).unwrap().len();
         buf.truncate(len);
         buf
     }
@@ -49,11 +47,7 @@ impl Pki {
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
     assert!(
         out.status.success(),
         "openssl {args:?} failed: {}",
@@ -144,17 +138,7 @@ pub fn pki() -> &'static Pki {
                 ],
             );
         }
-        openssl(
-            d,
-            &[
-                "ecparam",
-                "-name",
-                "prime256v1",
-                "-genkey",
-                "-out",
-                "client.key",
-            ],
-        );
+        openssl(d, &["ecparam", "-name", "prime256v1", "-genkey", "-out", "client.key"]);
         issue(d, "server", "localhost", "ca", SERVER_EXT, 30);
         issue(d, "expired", "localhost", "ca", SERVER_EXT, -1);
         issue(d, "client", "umqtt-test-client", "ca", CLIENT_EXT, 30);
@@ -169,10 +153,7 @@ pub fn pki() -> &'static Pki {
 
 /// Whether the `openssl` command is available (else TLS tests skip).
 pub fn have_openssl(test: &str) -> bool {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
     if !ok {
         assert!(
             !std::env::var("UMQTT_REQUIRE_MOSQUITTO").is_ok_and(|v| v == "1"),
@@ -209,11 +190,6 @@ pub struct SystemClock;
 
 impl TlsClock for SystemClock {
     fn now() -> Option<u64> {
-        Some(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .ok()?
-                .as_secs(),
-        )
+        Some(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs())
     }
 }

@@ -16,9 +16,7 @@ static CLOCK: Mutex<()> = Mutex::new(());
 
 /// Takes the mock clock for one test and resets it to 0.
 pub fn clock() -> MutexGuard<'static, ()> {
-    let guard = CLOCK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let guard = CLOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     MockDriver::get().reset();
     guard
 }
@@ -49,11 +47,7 @@ pub fn run<F: Future>(fut: F, step: Duration, limit: Instant) -> F::Output {
             return out;
         }
         while !flag.0.swap(false, Ordering::SeqCst) {
-            assert!(
-                Instant::now() < limit,
-                "still waiting at {} ms",
-                Instant::now().as_millis()
-            );
+            assert!(Instant::now() < limit, "still waiting at {} ms", Instant::now().as_millis());
             MockDriver::get().advance(step);
         }
     }

@@ -20,9 +20,7 @@ fn ka10() -> ConnectOptions<'static> {
 }
 
 fn connected_ka10() -> MockTransport {
-    MockTransport::new()
-        .expect(&connect(&ka10()))
-        .send(&connack(false))
+    MockTransport::new().expect(&connect(&ka10())).send(&connack(false))
 }
 
 #[test]
@@ -72,11 +70,8 @@ fn mqtt_3_1_2_23_pingreq_goes_out_exactly_at_the_interval_not_before() {
 #[test]
 fn mqtt_3_1_2_23_check_msg_sends_pingreq_when_due_and_reads_the_pingresp() {
     let _clock = clock();
-    let mut mock = connected_ka10()
-        .expect(&PINGREQ)
-        .send(&PINGRESP)
-        .expect(&PINGREQ)
-        .send(&PINGRESP);
+    let mut mock =
+        connected_ka10().expect(&PINGREQ).send(&PINGRESP).expect(&PINGREQ).send(&PINGRESP);
     let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
     run_ms(async {
@@ -119,10 +114,7 @@ fn sending_alone_does_not_postpone_the_ping_receiving_and_sending_does() {
     run_ms(async {
         client.connect(&ka10()).await.unwrap();
         Timer::at(Instant::from_secs(6)).await;
-        client
-            .publish("t", b"0", QoS::AtMostOnce, false)
-            .await
-            .unwrap();
+        client.publish("t", b"0", QoS::AtMostOnce, false).await.unwrap();
         Timer::at(Instant::from_millis(9_999)).await;
         assert!(!client.check_msg().await.unwrap());
         assert!(!client.transport_mut().written().ends_with(&PINGREQ));
@@ -130,10 +122,7 @@ fn sending_alone_does_not_postpone_the_ping_receiving_and_sending_does() {
         assert!(!client.check_msg().await.unwrap());
         assert!(client.transport_mut().written().ends_with(&PINGREQ));
         Timer::at(Instant::from_secs(12)).await;
-        client
-            .publish("t", b"1", QoS::AtLeastOnce, false)
-            .await
-            .unwrap();
+        client.publish("t", b"1", QoS::AtLeastOnce, false).await.unwrap();
         client.wait_msg().await.unwrap();
         assert_eq!(now_ms(), 22_000);
     });
@@ -171,10 +160,7 @@ fn keepalive_timeout_counts_from_the_last_packet_received() {
     run_ms(async {
         client.connect(&ka10()).await.unwrap();
         Timer::at(Instant::from_secs(4)).await;
-        client
-            .publish("t", b"", QoS::AtLeastOnce, false)
-            .await
-            .unwrap(); // PUBACK at 4 s
+        client.publish("t", b"", QoS::AtLeastOnce, false).await.unwrap(); // PUBACK at 4 s
         assert_eq!(client.wait_msg().await, Err(Error::KeepAliveTimeout));
         assert_eq!(now_ms(), 4_000 + 15_000);
     });
@@ -247,11 +233,7 @@ fn keepalive_zero_never_pings() {
             assert!(!client.check_msg().await.unwrap());
         }
     };
-    run(
-        day,
-        embassy_time::Duration::from_secs(1),
-        Instant::from_secs(25 * 3600),
-    );
+    run(day, embassy_time::Duration::from_secs(1), Instant::from_secs(25 * 3600));
     assert_eq!(client.state(), State::Connected);
     drop(client);
     mock.assert_done();

@@ -26,9 +26,7 @@ fn p() -> ConnectOptions<'static> {
 }
 
 fn connected_o() -> MockTransport {
-    MockTransport::new()
-        .expect(&connect(&o()))
-        .send(&connack(false))
+    MockTransport::new().expect(&connect(&o())).send(&connack(false))
 }
 
 const GRANTED: [SubscribeReturnCode; 1] = [SubscribeReturnCode::Success(QoS::AtMostOnce)];
@@ -72,19 +70,13 @@ fn puback_timeout_keeps_the_publish_in_flight_and_it_is_resent_on_reconnect() {
     let mut client = Client::new(&mut mock1, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
     run_ms(async {
         client.connect(&p()).await.unwrap();
-        let err = client
-            .publish("t", b"x", QoS::AtLeastOnce, false)
-            .await
-            .unwrap_err();
+        let err = client.publish("t", b"x", QoS::AtLeastOnce, false).await.unwrap_err();
         assert_eq!(err, Error::Timeout);
         assert!(!err.is_fatal());
         assert_eq!(now_ms(), 3_000);
         assert_eq!(client.state(), State::Connected);
         assert!(client.is_in_flight(id(1)));
-        client
-            .publish("t", b"q0", QoS::AtMostOnce, false)
-            .await
-            .unwrap();
+        client.publish("t", b"q0", QoS::AtMostOnce, false).await.unwrap();
         client.ping().await.unwrap();
         assert_eq!(now_ms(), 3_000);
         // wait_acked times out again, 3 s later.
@@ -111,16 +103,10 @@ fn suback_timeout_then_subscribe_again() {
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
     run_ms(async {
         client.connect(&o()).await.unwrap();
-        assert_eq!(
-            client.subscribe("f", QoS::AtMostOnce).await,
-            Err(Error::Timeout)
-        );
+        assert_eq!(client.subscribe("f", QoS::AtMostOnce).await, Err(Error::Timeout));
         assert_eq!(now_ms(), 3_000);
         assert_eq!(client.state(), State::Connected);
-        assert_eq!(
-            client.subscribe("f", QoS::AtMostOnce).await,
-            Ok(QoS::AtMostOnce)
-        );
+        assert_eq!(client.subscribe("f", QoS::AtMostOnce).await, Ok(QoS::AtMostOnce));
         assert_eq!(now_ms(), 3_000);
     });
     drop(client);
@@ -130,10 +116,8 @@ fn suback_timeout_then_subscribe_again() {
 #[test]
 fn unsuback_timeout_then_unsubscribe_again() {
     let _clock = clock();
-    let mut mock = connected_o()
-        .expect(&unsubscribe(1, "f"))
-        .expect(&unsubscribe(2, "f"))
-        .send(&unsuback(2));
+    let mut mock =
+        connected_o().expect(&unsubscribe(1, "f")).expect(&unsubscribe(2, "f")).send(&unsuback(2));
     let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
     run_ms(async {
@@ -150,10 +134,7 @@ fn unsuback_timeout_then_unsubscribe_again() {
 #[test]
 fn pingresp_timeout_then_ping_again() {
     let _clock = clock();
-    let mut mock = connected_o()
-        .expect(&PINGREQ)
-        .expect(&PINGREQ)
-        .send(&PINGRESP);
+    let mut mock = connected_o().expect(&PINGREQ).expect(&PINGREQ).send(&PINGRESP);
     let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
     run_ms(async {
@@ -181,10 +162,7 @@ fn messages_arriving_during_an_ack_wait_do_not_extend_the_timeout() {
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, handler);
     run_ms(async {
         client.connect(&o()).await.unwrap();
-        assert_eq!(
-            client.publish("t", b"", QoS::AtLeastOnce, false).await,
-            Err(Error::Timeout)
-        );
+        assert_eq!(client.publish("t", b"", QoS::AtLeastOnce, false).await, Err(Error::Timeout));
         assert_eq!(now_ms(), 3_000);
     });
     drop(client);
