@@ -690,7 +690,6 @@ fn run_case(c: &Case) -> Result<(), String> {
             client.in_flight()
         ));
     }
-    drop(client);
     second.assert_done();
     let expected_delivered: &[&str] = if c.outcome == Outcome::Tolerated { &["ok"] } else { &[] };
     if delivered != expected_delivered {

@@ -42,7 +42,7 @@ fn terminate(dir: &Path) {
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
         if args.first().is_some_and(|a| a.ends_with(b"mosquitto"))
-            && args.iter().any(|a| *a == config.as_bytes())
+            && args.contains(&config.as_bytes())
         {
             pids.push(pid);
         }

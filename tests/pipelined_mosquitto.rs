@@ -41,8 +41,7 @@ fn subscriber(
             client.wait_msg().await.unwrap();
         }
         let _ = client.disconnect().await;
-        let got = seen.lock().unwrap().clone();
-        got
+        seen.lock().unwrap().clone()
     })
 }
 
