@@ -42,6 +42,6 @@ pub mod topic;
 
 pub use client::{
     Client, ConnectOptions, Error, MAX_SUBSCRIBE_TOPICS, Oversize, ProtocolError, ReturnCodes,
-    State,
+    Session, State,
 };
 pub use packet::{ProtocolLevel, Publish, QoS, SubscribeReturnCode, SubscribeTopic};

@@ -275,6 +275,20 @@ impl Outbox {
     pub fn clear(&mut self) {
         *self = Self::default();
     }
+
+    /// Whether `buf` holds exactly the packets this outbox records: its
+    /// first [`len`](Self::len) bytes are [`count`](Self::count) whole
+    /// PUBLISH packets with identifiers.
+    pub fn matches(&self, buf: &[u8]) -> bool {
+        if self.len > buf.len() {
+            return false;
+        }
+        let (count, end) = self.entries(buf).fold((0, 0), |(n, _), e| (n + 1, e.end));
+        count == self.count
+            && end == self.len
+            && (self.count == 0
+                || self.entries(buf).last().map(|e| e.start) == Some(self.last_start))
+    }
 }
 
 /// The stored PUBLISH starting at `start` of `stored`, if whole.
@@ -610,6 +624,19 @@ mod tests {
         assert_eq!(outbox.len(), 0);
         assert_eq!(outbox.count(), 0);
         assert!(!outbox.contains(&buf, id(1)));
+    }
+
+    #[test]
+    fn outbox_matches_only_the_buffer_it_was_filled_in() {
+        let mut buf = [0u8; 128];
+        let outbox = three(&mut buf);
+        assert!(outbox.matches(&buf));
+        assert!(Outbox::default().matches(&[]));
+        assert!(!outbox.matches(&buf[..outbox.len() - 1]), "shorter buffer");
+        assert!(!outbox.matches(&[0u8; 128]), "other contents");
+        let mut other = buf;
+        other[0] = 0x20; // a CONNACK, not a PUBLISH
+        assert!(!outbox.matches(&other));
     }
 
     #[test]

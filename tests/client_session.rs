@@ -163,3 +163,79 @@ fn resend_survives_two_reconnects_and_sets_dup_once() {
     drop(client);
     mock3.assert_done();
 }
+
+#[test]
+fn mqtt_4_4_0_1_session_handed_to_a_new_client_resends_with_dup_and_same_ids() {
+    let mut mock1 = MockTransport::new()
+        .expect(&connect(&persistent()))
+        .send(&connack(false))
+        .expect(&publish("t", b"1", Some(1), false))
+        .expect(&publish("t", b"2", Some(2), false))
+        .step(Step::Eof);
+    let mut mock2 = MockTransport::new()
+        .expect(&connect(&persistent()))
+        .send(&connack(true))
+        .expect(&publish("t", b"1", Some(1), true))
+        .expect(&publish("t", b"2", Some(2), true))
+        .send(&cat(&[&puback(1), &puback(2)]))
+        // [MQTT-2.3.1-2]: the allocator carried on, too.
+        .expect(&publish("t", b"3", Some(3), false))
+        .send(&puback(3));
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 128]);
+    let mut client = Client::new(&mut mock1, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
+    drive(async {
+        client.connect(&persistent()).await.unwrap();
+        client.publish_no_wait("t", b"1", false).await.unwrap();
+        client.publish_no_wait("t", b"2", false).await.unwrap();
+        assert_eq!(client.wait_all_acked().await, Err(Error::ConnectionClosed));
+    });
+    // The transport (a TLS stream, say) goes with the client; `tx` stays.
+    let session = client.into_session();
+    assert_eq!(session.in_flight(), 2);
+    let mut client =
+        Client::with_session(&mut mock2, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {}, session);
+    drive(async {
+        assert!(client.connect(&persistent()).await.unwrap());
+        client.wait_all_acked().await.unwrap();
+        client.publish("t", b"3", QoS::AtLeastOnce, false).await.unwrap();
+    });
+    drop(client);
+    mock1.assert_done();
+    mock2.assert_done();
+}
+
+#[test]
+fn session_with_a_different_tx_buffer_forgets_the_publishes_instead_of_misreading_them() {
+    let mut mock1 = MockTransport::new()
+        .expect(&connect(&persistent()))
+        .send(&connack(false))
+        .expect(&publish("t", b"1", Some(1), false));
+    let mut mock2 = MockTransport::new()
+        .expect(&connect(&persistent()))
+        .send(&connack(true))
+        .expect(&publish("t", b"2", Some(2), false))
+        .send(&puback(2));
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 128]);
+    let mut client = Client::new(&mut mock1, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
+    drive(async {
+        client.connect(&persistent()).await.unwrap();
+        client.publish_no_wait("t", b"1", false).await.unwrap();
+    });
+    let session = client.into_session();
+    let mut other_tx = [0u8; 128];
+    let mut client = Client::with_session(
+        &mut mock2,
+        &mut rx,
+        &mut other_tx,
+        |_: &umqtt::Publish<'_>| {},
+        session,
+    );
+    assert_eq!(client.in_flight(), 0);
+    drive(async {
+        client.connect(&persistent()).await.unwrap();
+        client.publish("t", b"2", QoS::AtLeastOnce, false).await.unwrap();
+    });
+    drop(client);
+    mock1.assert_done();
+    mock2.assert_done();
+}

@@ -51,6 +51,23 @@ pub const MAX_SUBSCRIBE_TOPICS: usize = 16;
 /// SUBACK return codes, one per filter of a `subscribe_many` call.
 pub type ReturnCodes = heapless::Vec<SubscribeReturnCode, MAX_SUBSCRIBE_TOPICS>;
 
+/// The client side of an MQTT session, kept between two [`Client`]s (one
+/// per connection): the packet identifier allocator and where the QoS 1
+/// publishes awaiting PUBACK lie in `tx`. A few bytes, `Copy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Session {
+    outbox: Outbox,
+    ids: PacketIds,
+}
+
+impl Session {
+    /// Number of QoS 1 publishes awaiting PUBACK.
+    pub fn in_flight(&self) -> usize {
+        self.outbox.count()
+    }
+}
+
 /// An MQTT 3.1.1 client over the transport `T`, delivering messages to the
 /// handler `H`.
 ///
@@ -110,6 +127,42 @@ where
             resend_next: None,
             session_present: false,
         }
+    }
+
+    /// A client that continues the session a dropped client left in
+    /// `session` (see [`into_session`](Self::into_session)): its QoS 1
+    /// publishes awaiting PUBACK, kept encoded in `tx`, are resent by the
+    /// next [`connect`](Self::connect) with `clean_session` false, and its
+    /// packet identifiers carry on.
+    ///
+    /// `tx` must be the buffer the earlier client used, unchanged since;
+    /// if it does not hold what `session` records, the stored publishes are
+    /// forgotten (never misread).
+    ///
+    /// This is how to reconnect over a transport that borrows buffers, such
+    /// as a TLS stream: build a new stream and a new client per connection,
+    /// handing the session over, instead of [`reconnect`](Self::reconnect).
+    pub fn with_session(
+        transport: T,
+        rx: &'b mut [u8],
+        tx: &'b mut [u8],
+        handler: H,
+        session: Session,
+    ) -> Self {
+        let mut client = Self::new(transport, rx, tx, handler);
+        if session.outbox.matches(client.tx) {
+            client.outbox = session.outbox;
+        }
+        client.ids = session.ids;
+        client
+    }
+
+    /// Ends the client, keeping what [`with_session`](Self::with_session)
+    /// needs to continue its session on a new transport. The publishes
+    /// awaiting PUBACK stay in `tx`, which the caller gets back to lend to
+    /// the next client.
+    pub fn into_session(self) -> Session {
+        Session { outbox: self.outbox, ids: self.ids }
     }
 
     /// The connection state.
