@@ -8,6 +8,7 @@ one-line `key=value` output as the Rust bench binaries.
     bench_paho.py prep PORT CLIENT_ID TOPIC QOS
     bench_paho.py drain PORT CLIENT_ID N
 """
+import socket
 import sys
 import time
 
@@ -16,6 +17,11 @@ import paho.mqtt.client as mqtt
 
 def payload(size):
     return bytes(ord("a") + i % 26 for i in range(size))
+
+
+def nodelay(client):
+    # paho-mqtt leaves Nagle on; the other clients turn it off.
+    client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def connect(port, client_id="", clean=True, inflight=None):
@@ -28,6 +34,7 @@ def connect(port, client_id="", clean=True, inflight=None):
     if inflight is not None:
         client.max_inflight_messages_set(inflight)
     client.connect("127.0.0.1", port, keepalive=60)
+    nodelay(client)
     while not client.is_connected():
         client.loop(timeout=1.0)
     return client
@@ -99,6 +106,7 @@ def main():
         )
         client.on_message = lambda c, u, m: received.__setitem__(0, received[0] + 1)
         client.connect("127.0.0.1", port, keepalive=60)
+        nodelay(client)
         while received[0] < n:
             client.loop(timeout=1.0)
         print(f"recv_s={time.perf_counter() - start}")
