@@ -45,3 +45,8 @@ pub use client::{
     Session, State,
 };
 pub use packet::{ProtocolLevel, Publish, QoS, SubscribeReturnCode, SubscribeTopic};
+
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
