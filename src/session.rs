@@ -131,13 +131,21 @@ impl PacketIds {
 /// reconnect `[MQTT-4.4.0-1]`. The rest of the buffer stays free for
 /// encoding other packets.
 ///
+/// PUBACKs usually come in order: removing the oldest packet only moves
+/// the start of the stored range forward, so a window of any size costs
+/// O(1) per acknowledgment. The bytes freed at the front are reclaimed by
+/// [`compact`](Self::compact) when the free part at the back runs short.
+///
 /// The outbox keeps only offsets; every method takes the buffer, so the
 /// buffer can be lent out in between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Outbox {
+    /// Offset of the oldest stored PUBLISH (bytes before it are free).
+    head: usize,
+    /// End of the stored packets.
     len: usize,
-    count: usize,
+    count: u16,
     /// Offset of the newest stored PUBLISH.
     last_start: usize,
     /// Whether the stored ids may be out of order. While false, they
@@ -161,7 +169,7 @@ pub struct OutboxEntry {
 }
 
 impl Outbox {
-    /// Bytes used at the front of the buffer.
+    /// End of the stored packets: the buffer is free from here on.
     pub const fn len(&self) -> usize {
         self.len
     }
@@ -173,7 +181,7 @@ impl Outbox {
 
     /// Number of PUBLISH packets awaiting PUBACK.
     pub const fn count(&self) -> usize {
-        self.count
+        self.count as usize
     }
 
     /// Takes the `len` bytes that follow the stored packets, where the
@@ -183,7 +191,7 @@ impl Outbox {
         self.unordered |= self.count > 0;
         self.last_start = self.len;
         self.len += len;
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
     }
 
     /// Like [`push`](Self::push), reading the new packet's identifier from
@@ -207,13 +215,13 @@ impl Outbox {
     /// Identifiers of the oldest and the newest stored PUBLISH.
     fn ends(&self, buf: &[u8]) -> Option<(PacketId, PacketId)> {
         let stored = buf.get(..self.len).unwrap_or_default();
-        let oldest = parse_entry(stored, 0)?.packet_id;
+        let oldest = parse_entry(stored, self.head)?.packet_id;
         Some((oldest, parse_entry(stored, self.last_start)?.packet_id))
     }
 
     /// The stored packets, oldest first.
     pub fn entries<'b>(&self, buf: &'b [u8]) -> impl Iterator<Item = OutboxEntry> + 'b {
-        let mut start = 0;
+        let mut start = self.head;
         let stored = buf.get(..self.len).unwrap_or_default();
         core::iter::from_fn(move || {
             let entry = parse_entry(stored, start)?;
@@ -237,29 +245,48 @@ impl Outbox {
         self.entries(buf).any(|e| e.packet_id == id)
     }
 
-    /// Removes the PUBLISH with `id` (its PUBACK arrived), moving later
-    /// ones forward. Returns whether it was there.
+    /// Removes the PUBLISH with `id` (its PUBACK arrived). Only removing
+    /// one between the oldest and the newest moves bytes (the later ones
+    /// forward). Returns whether it was there.
     pub fn remove(&mut self, buf: &mut [u8], id: PacketId) -> bool {
         let Some(entry) = self.entries(buf).find(|e| e.packet_id == id) else {
             return false;
         };
-        buf.copy_within(entry.end..self.len, entry.start);
-        self.len -= entry.end - entry.start;
-        self.count -= 1;
+        self.count = self.count.saturating_sub(1);
         if self.count == 0 {
             *self = Self::default();
+        } else if entry.start == self.head {
+            // The oldest: no byte moves.
+            self.head = entry.end;
         } else if entry.start < self.last_start {
+            buf.copy_within(entry.end..self.len, entry.start);
+            self.len -= entry.end - entry.start;
             self.last_start -= entry.end - entry.start;
         } else {
-            // The newest went: find the one before it.
-            self.last_start = self.entries(buf).last().map_or(0, |e| e.start);
+            // The newest went: nothing to move, find the one before it.
+            self.len = entry.start;
+            self.last_start = self.entries(buf).last().map_or(self.head, |e| e.start);
         }
+        true
+    }
+
+    /// Moves the stored packets to the front of `buf`, reclaiming the
+    /// bytes that acknowledged packets left there. Returns whether anything
+    /// moved (offsets into the buffer taken before are then stale).
+    pub fn compact(&mut self, buf: &mut [u8]) -> bool {
+        if self.head == 0 || self.len > buf.len() {
+            return false;
+        }
+        buf.copy_within(self.head..self.len, 0);
+        self.len -= self.head;
+        self.last_start -= self.head;
+        self.head = 0;
         true
     }
 
     /// Marks every stored PUBLISH as a redelivery: DUP=1 `[MQTT-3.3.1-1]`.
     pub fn set_dup(&self, buf: &mut [u8]) {
-        let mut start = 0;
+        let mut start = self.head;
         while start < self.len {
             let Some(rest) = buf.get(start..self.len) else { break };
             let Ok(header) = FixedHeader::parse(rest) else { break };
@@ -280,10 +307,10 @@ impl Outbox {
     /// first [`len`](Self::len) bytes are [`count`](Self::count) whole
     /// PUBLISH packets with identifiers.
     pub fn matches(&self, buf: &[u8]) -> bool {
-        if self.len > buf.len() {
+        if self.len > buf.len() || self.head > self.len {
             return false;
         }
-        let (count, end) = self.entries(buf).fold((0, 0), |(n, _), e| (n + 1, e.end));
+        let (count, end) = self.entries(buf).fold((0, self.head), |(n, _), e| (n + 1, e.end));
         count == self.count
             && end == self.len
             && (self.count == 0
@@ -505,6 +532,68 @@ mod tests {
         push(&mut outbox, buf, 2, "bb/longer");
         push(&mut outbox, buf, 3, "c");
         outbox
+    }
+
+    #[test]
+    fn outbox_removing_the_oldest_moves_no_byte_until_compacted() {
+        let mut buf = [0u8; 256];
+        let mut outbox = three(&mut buf);
+        let (len, before) = (outbox.len(), buf);
+        assert!(outbox.remove(&mut buf, id(1)));
+        assert_eq!(buf, before, "no byte moved");
+        assert_eq!(outbox.len(), len);
+        assert!(outbox.matches(&buf));
+        let kept = stored(&outbox, &buf);
+        assert!(outbox.compact(&mut buf));
+        assert!(!outbox.compact(&mut buf), "nothing left to reclaim");
+        assert_eq!(stored(&outbox, &buf), kept);
+        assert_eq!(outbox.entries(&buf).next().map(|e| e.start), Some(0));
+        assert!(outbox.matches(&buf));
+        assert!(outbox.contains(&buf, id(3)) && !outbox.contains(&buf, id(1)));
+    }
+
+    /// Pushes, removals in any order and compactions against a plain
+    /// list: the outbox always holds exactly the ids not yet removed, in
+    /// push order, whole and decodable.
+    #[test]
+    fn outbox_matches_a_model_under_random_pushes_removals_and_compactions() {
+        let mut seed = 0x2545_f491_u32;
+        let mut rand = move |n: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed % n
+        };
+        let mut buf = [0u8; 2048];
+        let mut outbox = Outbox::default();
+        let mut model: std::vec::Vec<u16> = std::vec::Vec::new();
+        let mut next = 1u16;
+        for _ in 0..5_000 {
+            match rand(10) {
+                0..=3 if outbox.len() + 64 < buf.len() => {
+                    let topic = ["t", "topic/x", "a/b/c/d"][rand(3) as usize];
+                    push(&mut outbox, &mut buf, next, topic);
+                    model.push(next);
+                    next = if next == u16::MAX { 1 } else { next + 1 };
+                }
+                0..=6 if !model.is_empty() => {
+                    // Mostly the oldest, as brokers ack in order.
+                    let i = if rand(4) == 0 { rand(model.len() as u32) as usize } else { 0 };
+                    assert!(outbox.remove(&mut buf, id(model.remove(i))));
+                }
+                7 => {
+                    outbox.compact(&mut buf);
+                }
+                _ => {
+                    let probe = id(rand(u32::from(u16::MAX)) as u16 + 1);
+                    assert_eq!(outbox.contains(&buf, probe), model.contains(&probe.get()));
+                }
+            }
+            let ids: std::vec::Vec<u16> = stored(&outbox, &buf).iter().map(|s| s.0).collect();
+            assert_eq!(ids, model);
+            assert_eq!(outbox.count(), model.len());
+            assert!(outbox.matches(&buf));
+        }
     }
 
     #[test]

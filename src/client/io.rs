@@ -62,8 +62,30 @@ where
     }
 
     /// Encodes `packet` into the free part of `tx` (after the stored QoS 1
-    /// publishes) and returns its range.
+    /// publishes) and returns its range. When it does not fit with
+    /// [`CONTROL_RESERVE`] to spare, the outbox is compacted first, unless
+    /// a write or a resend still points into `tx`.
     pub(super) fn encode(
+        &mut self,
+        packet: &Packet<'_>,
+    ) -> Result<(usize, usize), Error<T::Error>> {
+        let encoded = self.encode_after_outbox(packet);
+        let short = match encoded {
+            Ok((_, end)) => end + CONTROL_RESERVE > self.tx.len(),
+            Err(Error::BufferTooSmall { .. }) => true,
+            Err(_) => false,
+        };
+        if short
+            && self.write.is_none()
+            && self.resend_next.is_none()
+            && self.outbox.compact(self.tx)
+        {
+            return self.encode_after_outbox(packet);
+        }
+        encoded
+    }
+
+    fn encode_after_outbox(
         &mut self,
         packet: &Packet<'_>,
     ) -> Result<(usize, usize), Error<T::Error>> {
