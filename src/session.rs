@@ -31,62 +31,65 @@ pub enum KeepAliveAction {
 /// publishing QoS 0). If nothing at all arrives within half an interval
 /// after the PINGREQ, the server counts as gone: a dead link is reported at
 /// most 1.5 × keepalive after the last byte received.
+///
+/// 24 bytes: while a PINGREQ is outstanding, `last_sent` stays at the time
+/// it was sent (later sends do not move it), so the ping time needs no
+/// field of its own. The cost: a packet sent between PINGREQ and PINGRESP
+/// does not postpone the next PINGREQ, which may go out that much early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct KeepAlive {
-    interval: Duration,
     last_sent: Instant,
     last_received: Instant,
-    ping_sent: Option<Instant>,
+    interval_secs: u16,
+    ping_outstanding: bool,
 }
 
 impl KeepAlive {
     /// Keepalive of `secs` seconds (0: off), starting at `now`.
     pub fn new(secs: u16, now: Instant) -> Self {
-        Self {
-            interval: Duration::from_secs(u64::from(secs)),
-            last_sent: now,
-            last_received: now,
-            ping_sent: None,
-        }
+        Self { last_sent: now, last_received: now, interval_secs: secs, ping_outstanding: false }
     }
 
     /// A packet was written at `now`.
     pub fn on_sent(&mut self, now: Instant) {
-        self.last_sent = now;
+        if !self.ping_outstanding {
+            self.last_sent = now;
+        }
     }
 
     /// A PINGREQ was written at `now`.
     pub fn on_ping_sent(&mut self, now: Instant) {
         self.last_sent = now;
-        self.ping_sent = Some(now);
+        self.ping_outstanding = true;
     }
 
     /// A whole packet arrived at `now`: the server is alive.
     pub fn on_received(&mut self, now: Instant) {
         self.last_received = now;
-        self.ping_sent = None;
+        self.ping_outstanding = false;
     }
 
     /// Whether a PINGREQ is awaiting its answer.
     pub fn ping_outstanding(&self) -> bool {
-        self.ping_sent.is_some()
+        self.ping_outstanding
     }
 
     /// What to do at `now`.
     pub fn poll(&self, now: Instant) -> KeepAliveAction {
-        if self.interval.as_ticks() == 0 {
+        if self.interval_secs == 0 {
             return KeepAliveAction::WaitUntil(None);
         }
-        if let Some(sent) = self.ping_sent {
-            let deadline = sent + self.interval / 2;
+        let interval = Duration::from_secs(u64::from(self.interval_secs));
+        if self.ping_outstanding {
+            let deadline = self.last_sent + interval / 2;
             return if now >= deadline {
                 KeepAliveAction::Expired
             } else {
                 KeepAliveAction::WaitUntil(Some(deadline))
             };
         }
-        let due = self.last_sent.min(self.last_received) + self.interval;
+        let due = self.last_sent.min(self.last_received) + interval;
         if now >= due { KeepAliveAction::SendPing } else { KeepAliveAction::WaitUntil(Some(due)) }
     }
 }
@@ -493,6 +496,17 @@ mod tests {
         ka.on_sent(at(11_000)); // a QoS 0 publish is no answer from the server
         assert!(ka.ping_outstanding());
         assert_eq!(ka.poll(at(15_000)), KeepAliveAction::Expired);
+    }
+
+    #[test]
+    fn mqtt_3_1_2_23_next_ping_counts_from_the_ping_when_sends_crossed_it() {
+        let mut ka = KeepAlive::new(10, at(0));
+        ka.on_ping_sent(at(10_000));
+        ka.on_sent(at(11_000));
+        ka.on_received(at(12_000)); // PINGRESP
+        // Early (from the PINGREQ, not from the later send), never late.
+        assert_eq!(ka.poll(at(19_999)), KeepAliveAction::WaitUntil(Some(at(20_000))));
+        assert_eq!(ka.poll(at(20_000)), KeepAliveAction::SendPing);
     }
 
     // ---- Outbox ----

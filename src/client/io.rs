@@ -75,11 +75,7 @@ where
             Err(Error::BufferTooSmall { .. }) => true,
             Err(_) => false,
         };
-        if short
-            && self.write.is_none()
-            && self.resend_next.is_none()
-            && self.outbox.compact(self.tx)
-        {
+        if short && self.write.is_none() && !self.resending && self.outbox.compact(self.tx) {
             return self.encode_after_outbox(packet);
         }
         encoded

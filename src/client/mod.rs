@@ -89,14 +89,16 @@ pub struct Client<'b, T, H> {
     ids: PacketIds,
     keep_alive: KeepAlive,
     state: State,
-    ack_timeout: Duration,
+    /// Ack timeout in milliseconds (a `u32`, to keep the client small).
+    ack_timeout_ms: u32,
     max_in_flight: u16,
     /// An oversize packet met while waiting for an ack, to report from the
     /// next `wait_msg` or `check_msg`.
     unreported: Option<Oversize>,
-    /// While connecting: `None` until CONNACK, then the offset in `tx` of
-    /// the next stored publish to resend.
-    resend_next: Option<usize>,
+    /// While connecting: CONNACK arrived and the stored publishes are
+    /// being resent, the next one from offset `resend_next` of `tx` on.
+    resending: bool,
+    resend_next: usize,
     /// What CONNACK said.
     session_present: bool,
 }
@@ -121,10 +123,11 @@ where
             ids: PacketIds::new(),
             keep_alive: KeepAlive::new(0, Instant::from_ticks(0)),
             state: State::Disconnected,
-            ack_timeout: Duration::from_secs(10),
+            ack_timeout_ms: 10_000,
             max_in_flight: 16,
             unreported: None,
-            resend_next: None,
+            resending: false,
+            resend_next: 0,
             session_present: false,
         }
     }
@@ -190,7 +193,7 @@ where
     }
 
     fn deadline(&self) -> Option<Instant> {
-        Some(Instant::now() + self.ack_timeout)
+        Some(Instant::now() + Duration::from_millis(u64::from(self.ack_timeout_ms)))
     }
 
     /// Sends CONNECT and waits for CONNACK. Returns whether the broker
@@ -208,7 +211,7 @@ where
             self.start_connect(opts)?;
         }
         self.flush_pending().await?;
-        if self.resend_next.is_none() {
+        if !self.resending {
             let ack = match self.next_event(self.deadline()).await {
                 Ok(Event::ConnAck(ack)) => ack,
                 Ok(_) => {
@@ -224,10 +227,11 @@ where
             self.session_present = ack.session_present;
             self.keep_alive = KeepAlive::new(opts.keep_alive_secs, Instant::now());
             self.outbox.set_dup(self.tx);
-            self.resend_next = Some(0);
+            self.resending = true;
+            self.resend_next = 0;
         }
         self.resend_outbox().await?;
-        self.resend_next = None;
+        self.resending = false;
         self.state = State::Connected;
         Ok(self.session_present)
     }
@@ -238,9 +242,9 @@ where
         self.rx_end = 0;
         self.drain = None;
         self.write = None;
-        self.resend_next = None;
+        self.resending = false;
         self.unreported = None;
-        self.ack_timeout = opts.ack_timeout;
+        self.ack_timeout_ms = u32::try_from(opts.ack_timeout.as_millis()).unwrap_or(u32::MAX);
         self.max_in_flight = opts.max_in_flight;
         if opts.clean_session {
             self.outbox.clear();
@@ -267,11 +271,11 @@ where
     async fn resend_outbox(&mut self) -> Result<(), Error<T::Error>> {
         loop {
             self.flush_pending().await?;
-            let next = self.resend_next.unwrap_or(0);
+            let next = self.resend_next;
             let Some(entry) = self.outbox.entries(self.tx).find(|e| e.start >= next) else {
                 return Ok(());
             };
-            self.resend_next = Some(entry.end);
+            self.resend_next = entry.end;
             self.write = Some((entry.start, entry.end));
         }
     }
