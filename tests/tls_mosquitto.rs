@@ -13,6 +13,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use common::proxy::Proxy;
 use common::{Mosquitto, Tcp, free_port, tcp};
 use tls_common::{OsRng, SystemClock, have_openssl, pki};
 use umqtt::tls::{
@@ -363,4 +364,90 @@ async fn tls_record_buffers_below_the_minimum_are_refused_before_connecting() {
         open(port, &options, &mut buffers).await,
         Err(ConnectError::InvalidServerName)
     ));
+}
+
+/// Unacknowledged QoS 1 publishes survive the loss of a TLS connection:
+/// the client is ended with `into_session`, a new TLS stream is built on
+/// the same record buffers (a stream borrows them for its whole life, so
+/// `reconnect` cannot swap one in), and a new client continues the session
+/// with `with_session`; its `connect` (clean_session false) resends them
+/// with DUP=1 and the same packet identifiers `[MQTT-4.4.0-1]`. The first
+/// copies never reach the broker (the proxy black-holes them), so what the
+/// subscriber receives came from the resend.
+#[tokio::test]
+async fn mqtt_4_4_0_1_tls_unacked_publishes_resent_on_a_new_stream_over_the_same_buffers() {
+    if !have_openssl("tls_handover") {
+        return;
+    }
+    let tls_port = free_port();
+    let conf = pki().listener(tls_port, "server.pem", "server.key", false) + "log_type all\n";
+    let Some(broker) = Mosquitto::start("tls_handover", &conf) else {
+        return;
+    };
+    let proxy = Proxy::start(tls_port, 1).await;
+    let ca = pki().cert_der("ca.pem");
+    let options = TlsOptions::new("localhost", &ca);
+    let opts = ConnectOptions::new("tls-handover").clean_session(false);
+
+    // A plain subscriber on the broker's other listener.
+    let seen = Inbox::default();
+    let (mut sub_rx, mut sub_tx) = ([0u8; 512], [0u8; 512]);
+    let mut subscriber =
+        Client::new(tcp(broker.port).await, &mut sub_rx, &mut sub_tx, seen.handler());
+    subscriber.connect(&ConnectOptions::new("tls-handover-sub")).await.unwrap();
+    subscriber.subscribe("handover/+", QoS::AtLeastOnce).await.unwrap();
+
+    // The same record buffers and MQTT buffers serve both connections.
+    let mut buffers = Buffers::new();
+    let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
+    let payloads: [&[u8]; 3] = [b"first", b"second", b"third"];
+
+    // Connection 1, through the proxy: connected, then the path goes dark
+    // and three QoS 1 publishes are written into it without waiting.
+    let stream = open(proxy.port, &options, &mut buffers).await.expect("TLS handshake");
+    let mut client = Client::new(stream, &mut rx, &mut tx, |_: &Publish<'_>| {});
+    assert!(!client.connect(&opts).await.unwrap(), "fresh persistent session");
+    proxy.set_black_hole(true);
+    let mut ids = Vec::new();
+    for (i, payload) in payloads.iter().enumerate() {
+        ids.push(client.publish_no_wait(&format!("handover/{i}"), payload, false).await.unwrap());
+    }
+    assert_eq!(client.in_flight(), 3);
+    let session = client.into_session(); // drops the TLS stream and its TCP connection
+    assert_eq!(session.in_flight(), 3);
+    proxy.kill_now();
+    proxy.set_black_hole(false);
+
+    // Connection 2: a new TLS stream on the same buffers, a new client
+    // continuing the session.
+    let stream = open(tls_port, &options, &mut buffers).await.expect("TLS handshake again");
+    let mut client = Client::with_session(stream, &mut rx, &mut tx, |_: &Publish<'_>| {}, session);
+    assert_eq!(client.in_flight(), 3);
+    assert!(client.connect(&opts).await.unwrap(), "broker kept the session");
+    tokio::time::timeout(WAIT, client.wait_all_acked()).await.expect("acks in time").unwrap();
+    assert!(ids.iter().all(|&id| !client.is_in_flight(id)));
+    client.disconnect().await.unwrap();
+
+    while seen.len() < payloads.len() {
+        tokio::time::timeout(WAIT, subscriber.wait_msg()).await.expect("delivery in time").unwrap();
+    }
+    let expected: Vec<Received> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("handover/{i}"), p.to_vec(), QoS::AtLeastOnce))
+        .collect();
+    assert_eq!(seen.take(), expected, "each publish delivered once, in order");
+    subscriber.disconnect().await.unwrap();
+
+    // The broker received each publish only as a resend: DUP=1, original ids.
+    let log = broker.log();
+    let received: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Received PUBLISH from tls-handover ") && l.contains("handover/"))
+        .collect();
+    assert_eq!(received.len(), 3, "log: {log}");
+    for (line, id) in received.iter().zip(&ids) {
+        let id = id.get();
+        assert!(line.contains(&format!("(d1, q1, r0, m{id},")), "not a DUP resend of {id}: {line}");
+    }
 }

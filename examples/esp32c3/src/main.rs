@@ -5,8 +5,13 @@
 //! with a client id and keepalive, subscribes to `umqtt/<client id>/cmd`,
 //! publishes `{"msg": n}` to `umqtt/<client id>/data` every few seconds and
 //! polls for incoming messages with `check_msg`. On any error it opens a new
-//! TCP connection after an exponential backoff, calls `client.reconnect`, and
-//! subscribes again when the broker did not keep the session.
+//! TCP connection after an exponential backoff and continues the MQTT
+//! session on it with a new `Client` (`into_session` / `with_session`), which
+//! resends the QoS 1 publishes still awaiting PUBACK, and subscribes again
+//! when the broker did not keep the session.
+//!
+//! With the `tls` feature each TCP connection is wrapped in umqtt's TLS 1.3
+//! stream (module `tls` below), verifying the broker against `ca.pem`.
 //!
 //! Settings come from environment variables at build time: see `config.rs`
 //! and README.md.
@@ -34,7 +39,7 @@ use esp_radio::wifi::{
     AuthenticationMethodConfig, Config as WifiConfig, Interface, WifiController,
 };
 use static_cell::StaticCell;
-use umqtt::{Client, ConnectOptions, Publish, QoS};
+use umqtt::{Client, ConnectOptions, Publish, QoS, Session};
 use {esp_alloc as _, esp_backtrace as _, esp_println as _};
 
 use crate::config::*;
@@ -42,9 +47,9 @@ use crate::config::*;
 // Application descriptor the ESP-IDF second-stage bootloader checks.
 esp_bootloader_esp_idf::esp_app_desc!();
 
-/// Two pooled TCP sockets: on reconnect the new connection is opened while
-/// the client still owns the old one, which is freed when `reconnect`
-/// replaces it.
+/// Two pooled TCP sockets: a connection's socket returns to the pool when
+/// the connection (or the TLS stream over it) is dropped; the second one
+/// covers a socket the stack has not finished closing yet.
 const TCP_SOCKETS: usize = 2;
 const TCP_BUFFER: usize = 2048;
 type Connection<'d> = TcpConnection<'d, TCP_SOCKETS, TCP_BUFFER, TCP_BUFFER>;
@@ -109,22 +114,34 @@ async fn main(spawner: Spawner) {
         .keep_alive_secs(KEEP_ALIVE_SECS)
         .clean_session(false);
 
-    let mut backoff = Backoff::new();
-    let first = open_connection(&mut controller, stack, &tcp, &mut backoff).await;
+    // The hardware RNG is a true RNG while the radio runs (esp-radio
+    // registers Wi-Fi as its entropy source in `WifiController::new`).
+    #[cfg(feature = "tls")]
+    let mut tls = tls::Tls::new(unwrap!(esp_hal::rng::Trng::try_new()));
 
+    let mut backoff = Backoff::new();
     let mut mqtt_rx = [0u8; 1024];
     let mut mqtt_tx = [0u8; 1024];
-    let mut client = Client::new(first, &mut mqtt_rx, &mut mqtt_tx, |msg: &Publish<'_>| {
-        match core::str::from_utf8(msg.payload) {
-            Ok(text) => info!("message on {}: {}", msg.topic, text),
-            Err(_) => info!("message on {}: {} bytes", msg.topic, msg.payload.len()),
-        }
-    });
-
-    let mut connected = client.connect(&opts).await;
+    // What outlives a connection: the packet identifiers and the QoS 1
+    // publishes awaiting PUBACK (kept encoded in `mqtt_tx`). Each connection
+    // gets a new `Client` that continues it, because a TLS stream borrows
+    // its record buffers for its whole life and so cannot be swapped into a
+    // running client; the plain build does the same, to keep one code path.
+    let mut session = Session::default();
     let mut counter: u32 = 0;
     loop {
-        match connected {
+        let socket = open_connection(&mut controller, stack, &tcp, &mut backoff).await;
+        #[cfg(feature = "tls")]
+        let Some(socket) = tls.open(socket).await else {
+            backoff.wait().await;
+            continue;
+        };
+        let mut client =
+            Client::with_session(socket, &mut mqtt_rx, &mut mqtt_tx, on_message, session);
+
+        // With clean_session false, connect resends the QoS 1 publishes the
+        // previous connection left unacknowledged, with DUP set.
+        match client.connect(&opts).await {
             Ok(session_present) => {
                 info!("MQTT connected (session present: {})", session_present);
                 backoff.reset();
@@ -174,9 +191,18 @@ async fn main(spawner: Spawner) {
             Err(e) => warn!("MQTT connect failed: {}", e),
         }
 
+        // Drops the connection (its socket goes back to the pool) and keeps
+        // the session for the next one.
+        session = client.into_session();
         backoff.wait().await;
-        let socket = open_connection(&mut controller, stack, &tcp, &mut backoff).await;
-        connected = client.reconnect(socket, &opts).await;
+    }
+}
+
+/// Logs a received message.
+fn on_message(msg: &Publish<'_>) {
+    match core::str::from_utf8(msg.payload) {
+        Ok(text) => info!("message on {}: {}", msg.topic, text),
+        Err(_) => info!("message on {}: {} bytes", msg.topic, msg.payload.len()),
     }
 }
 
@@ -225,11 +251,8 @@ async fn open_connection<'d>(
         let remote = SocketAddr::new(address.into(), MQTT_PORT);
         info!("connecting to {}:{}", address, MQTT_PORT);
         match with_timeout(Duration::from_secs(10), tcp.connect(remote)).await {
-            Ok(Ok(connection)) => {
-                // TLS: with the `tls` feature the connection would be wrapped
-                // here; see the `tls` module below.
-                return connection;
-            }
+            // With the `tls` feature the caller wraps it in TLS (`tls::Tls::open`).
+            Ok(Ok(connection)) => return connection,
             Ok(Err(e)) => warn!("TCP connect failed: {}", e),
             Err(_) => warn!("TCP connect timed out"),
         }
@@ -263,25 +286,112 @@ impl Backoff {
 #[cfg(feature = "tls")]
 mod tls {
     //! ==================== TLS (feature `tls`) ====================
-    //! TODO(umqtt tls): wire in umqtt's `tls` module once it is written.
-    //! The broker's CA certificate is embedded from `ca.pem`; the TCP
-    //! connection opened in `open_connection` is to be wrapped in an
-    //! `embedded_tls::TlsConnection` configured by umqtt's tls helpers
-    //! (server name = MQTT_HOST for SNI and verification) and that TLS
-    //! connection handed to `Client::new` / `client.reconnect`.
+    //! Wraps each TCP connection in umqtt's TLS 1.3 stream: the broker must
+    //! present a certificate chain issued by the CA in `ca.pem` for the name
+    //! `MQTT_HOST` (also sent as SNI), with an ECDSA P-256 or P-384 key.
     //!
-    //! Open point: `TlsConnection<'a, ..>` borrows its two record buffers
-    //! for `'a`, and the client keeps one transport type for its whole
-    //! life, so a second TlsConnection cannot borrow the same buffers for
-    //! `reconnect`. It needs either a two-slot buffer pool that hands
-    //! buffers back on drop (what embassy-net's `TcpClientState` does for
-    //! the TCP buffers used here) or a client whose session state outlives
-    //! the transport (e.g. rebuilt per connection from a saved session).
+    //! RAM: the record buffers are statics (`.bss`): [`READ_RECORD`]
+    //! (8 709 bytes with a 4 KiB max fragment length) + [`WRITE_RECORD`]
+    //! (1 152 bytes) + the CA in DER ([`CA_DER_CAPACITY`], 2 048 bytes).
+    //! A stream borrows its record buffers for its whole life; each
+    //! connection builds a new stream on the same buffers once the previous
+    //! one is dropped (see the loop in `main`).
+    //!
+    //! Randomness (ECDHE key, ClientHello random) comes from esp-hal's
+    //! `Trng`, which implements rand_core 0.6 `CryptoRng`: the hardware RNG,
+    //! which draws true entropy from the RF noise while Wi-Fi is on.
+    //! `Trng::try_new` fails otherwise.
+
+    use defmt::{info, warn};
+    use embassy_time::{Duration, with_timeout};
+    use esp_hal::rng::Trng;
+    use static_cell::ConstStaticCell;
+    use umqtt::tls::{self, MaxFragmentLength, TLS_RECORD_OVERHEAD, TlsOptions, TlsStream};
+
+    use crate::Connection;
+    use crate::config::MQTT_HOST;
 
     /// PEM CA certificate that signs the broker's certificate.
     pub const CA_PEM: &str = include_str!("../ca.pem");
 
-    // Remove once the TLS wrapping above is written: never fall back to
-    // plain MQTT on the TLS port.
-    compile_error!("the `tls` feature waits for umqtt's tls module (see the TODO above)");
+    /// Records of at most 4 KiB (RFC 6066 max fragment length), so the read
+    /// record buffer is 8 709 bytes instead of 33 285. Mosquitto (OpenSSL)
+    /// honours it; a broker that ignores it sends records too large for the
+    /// buffer and the connection fails.
+    const MAX_FRAGMENT_LENGTH: MaxFragmentLength = MaxFragmentLength::Bits12;
+    /// Read record buffer for [`MAX_FRAGMENT_LENGTH`]: 8 709 bytes.
+    pub const READ_RECORD: usize = tls::read_record_buffer_len(Some(MAX_FRAGMENT_LENGTH));
+    /// Write record buffer: one MQTT packet of the 1 024-byte `tx` buffer
+    /// per record, plus the record overhead (larger writes are split).
+    pub const WRITE_RECORD: usize = 1024 + TLS_RECORD_OVERHEAD;
+    /// Room for the CA certificate in DER (PEM is about 4/3 of it).
+    pub const CA_DER_CAPACITY: usize = 2048;
+    /// Longest TCP-connected-to-TLS-ready time before giving up.
+    const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+
+    static READ_BUFFER: ConstStaticCell<[u8; READ_RECORD]> = ConstStaticCell::new([0; READ_RECORD]);
+    static WRITE_BUFFER: ConstStaticCell<[u8; WRITE_RECORD]> =
+        ConstStaticCell::new([0; WRITE_RECORD]);
+    static CA_DER: ConstStaticCell<[u8; CA_DER_CAPACITY]> =
+        ConstStaticCell::new([0; CA_DER_CAPACITY]);
+
+    /// The TLS side of the firmware: CA, record buffers and RNG.
+    pub struct Tls {
+        ca_der: &'static [u8],
+        read_record: &'static mut [u8; READ_RECORD],
+        write_record: &'static mut [u8; WRITE_RECORD],
+        rng: Trng,
+    }
+
+    impl Tls {
+        /// Decodes `ca.pem`; stops with a panic when it holds no
+        /// certificate (the placeholder shipped with the example).
+        pub fn new(rng: Trng) -> Self {
+            let ca_der = match tls::pem::certificate_der(CA_PEM.as_bytes(), CA_DER.take()) {
+                Ok(der) => der,
+                Err(e) => defmt::panic!(
+                    "ca.pem: {} (put the PEM CA certificate of your broker in \
+                     examples/esp32c3/ca.pem and rebuild)",
+                    e
+                ),
+            };
+            info!("TLS to {}: CA certificate of {} bytes", MQTT_HOST, ca_der.len());
+            Self { ca_der, read_record: READ_BUFFER.take(), write_record: WRITE_BUFFER.take(), rng }
+        }
+
+        /// Runs the TLS handshake over `socket`. `None` (logged) when it
+        /// fails: the caller backs off and opens a new TCP connection.
+        pub async fn open<'t, 'd: 't>(
+            &'t mut self,
+            socket: Connection<'d>,
+        ) -> Option<TlsStream<'t, Connection<'d>>> {
+            let options =
+                TlsOptions::new(MQTT_HOST, self.ca_der).max_fragment_length(MAX_FRAGMENT_LENGTH);
+            let handshake = tls::connect(
+                socket,
+                &mut self.read_record[..],
+                &mut self.write_record[..],
+                &options,
+                &mut self.rng,
+            );
+            match with_timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(Ok(stream)) => {
+                    info!("TLS connected, broker verified as {}", MQTT_HOST);
+                    Some(stream)
+                }
+                Ok(Err(e)) if e.is_certificate_error() => {
+                    warn!("TLS: broker not trusted: {} (check ca.pem and MQTT_HOST)", e);
+                    None
+                }
+                Ok(Err(e)) => {
+                    warn!("TLS handshake failed: {}", e);
+                    None
+                }
+                Err(_) => {
+                    warn!("TLS handshake timed out");
+                    None
+                }
+            }
+        }
+    }
 }
