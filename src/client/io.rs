@@ -19,7 +19,7 @@ use crate::fmt::{log_debug, log_warn};
 use crate::packet::{
     self, ConnAck, DecodeError, FixedHeader, Packet, PacketId, QoS, SubscribeReturnCode,
 };
-use crate::session::KeepAliveAction;
+use crate::session::{KeepAliveAction, move_down};
 
 /// Bytes always kept free after the stored QoS 1 publishes in `tx`, so a
 /// PUBACK, PINGREQ or DISCONNECT can be sent whatever the outbox holds.
@@ -35,6 +35,15 @@ pub(super) enum Event {
     UnsubAck(PacketId),
     PingResp,
     Oversize(Oversize),
+}
+
+/// How long [`Client::next_event`] waits for an inbound packet.
+#[derive(Clone, Copy)]
+pub(super) enum Wait {
+    /// Not at all: only what is buffered or readable now.
+    No,
+    /// Until the deadline ([`Error::Timeout`]); `None`: for ever.
+    Until(Option<Instant>),
 }
 
 /// Polls `fut` once: its output if ready, `None` (and `fut` dropped) if not.
@@ -94,11 +103,24 @@ where
         Ok((start, start + len))
     }
 
-    /// Encodes and writes a packet whole.
-    pub(super) async fn send(&mut self, packet: &Packet<'_>) -> Result<(), Error<T::Error>> {
+    /// Finishes a pending write, then encodes `packet`, calls `queued`
+    /// (for what must hold even if this call is dropped during the write)
+    /// and writes the packet whole.
+    pub(super) async fn send(
+        &mut self,
+        packet: &Packet<'_>,
+        queued: fn(&mut Self),
+    ) -> Result<(), Error<T::Error>> {
         self.flush_pending().await?;
         self.write = Some(self.encode(packet)?);
+        queued(self);
         self.flush_pending().await
+    }
+
+    /// Sends PINGREQ, recorded before the write so that a dropped call
+    /// does not make keepalive send a second PINGREQ at once.
+    pub(super) async fn send_ping(&mut self) -> Result<(), Error<T::Error>> {
+        self.send(&Packet::PingReq, |c| c.keep_alive.on_ping_sent(Instant::now())).await
     }
 
     /// Finishes the packet whose write an earlier, dropped call began:
@@ -106,28 +128,44 @@ where
     pub(super) async fn flush_pending(&mut self) -> Result<(), Error<T::Error>> {
         while let Some((start, end)) = self.write {
             let bytes = self.tx.get(start..end).unwrap_or_default();
-            if bytes.is_empty() {
-                if let Err(e) = self.transport.flush().await {
-                    return Err(self.fail(Error::Transport(e)));
-                }
-                self.write = None;
-                self.keep_alive.on_sent(Instant::now());
+            // A flush is a write of nothing.
+            let written = if bytes.is_empty() {
+                self.transport.flush().await.map(|()| 0)
             } else {
-                match self.transport.write(bytes).await {
-                    Ok(0) => return Err(self.fail(Error::ConnectionClosed)),
-                    Ok(n) => self.write = Some((start + n, end)),
-                    Err(e) => return Err(self.fail(Error::Transport(e))),
-                }
-            }
+                self.transport.write(bytes).await
+            };
+            self.wrote(written)?;
         }
         Ok(())
+    }
+
+    /// Takes the result of a write (or flush, `Ok(0)` for an empty range)
+    /// of the range `self.write`. Out of line: `flush_pending` is awaited
+    /// in many places.
+    #[inline(never)]
+    fn wrote(&mut self, written: Result<usize, T::Error>) -> Result<(), Error<T::Error>> {
+        let Some((start, end)) = self.write else { return Ok(()) };
+        let flushed = self.tx.get(start..end).is_none_or(<[u8]>::is_empty);
+        match written {
+            Err(e) => Err(self.fail(Error::Transport(e))),
+            Ok(_) if flushed => {
+                self.write = None;
+                self.keep_alive.on_sent(Instant::now());
+                Ok(())
+            }
+            Ok(0) => Err(self.fail(Error::ConnectionClosed)),
+            Ok(n) => {
+                self.write = Some((start + n, end));
+                Ok(())
+            }
+        }
     }
 
     /// Reads more bytes into `rx`, or discards the rest of an oversize
     /// packet. Cancel-safe when the transport's `read` is.
     pub(super) async fn fill(&mut self) -> Result<(), Error<T::Error>> {
         if self.rx_start > 0 {
-            self.rx.copy_within(self.rx_start..self.rx_end, 0);
+            move_down(self.rx, self.rx_start..self.rx_end, 0);
             self.rx_end -= self.rx_start;
             self.rx_start = 0;
         }
@@ -176,13 +214,15 @@ where
         let Some(body) = buffered.get(header.header_len..len) else {
             return Ok(None);
         };
-        let packet = match packet::decode_body(&header, body) {
+        // A packet only a client sends is refused unread: UnexpectedPacket.
+        let packet = match packet::decode_to_client(&header, body) {
             Ok(packet) => packet,
             Err(m) => return Err(self.fail(Error::Protocol(ProtocolError::Malformed(m)))),
         };
         self.rx_start += len;
         self.keep_alive.on_received(Instant::now());
         let unexpected = Error::Protocol(ProtocolError::UnexpectedPacket(header.packet_type));
+        let Some(packet) = packet else { return Err(self.fail(unexpected)) };
         let event = match packet {
             Packet::ConnAck(ack) if self.state == State::Connecting => Event::ConnAck(ack),
             _ if self.state == State::Connecting => return Err(self.fail(unexpected)),
@@ -267,8 +307,7 @@ where
             KeepAliveAction::WaitUntil(at) => Ok(at),
             KeepAliveAction::Expired => Err(self.fail(Error::KeepAliveTimeout)),
             KeepAliveAction::SendPing => {
-                self.send(&Packet::PingReq).await?;
-                self.keep_alive.on_ping_sent(Instant::now());
+                self.send_ping().await?;
                 match self.keep_alive.poll(Instant::now()) {
                     KeepAliveAction::WaitUntil(at) => Ok(at),
                     _ => Ok(None),
@@ -277,19 +316,28 @@ where
         }
     }
 
-    /// Waits for the next inbound packet and handles it, keeping the
-    /// connection alive meanwhile. `deadline` bounds the wait
-    /// ([`Error::Timeout`]).
+    /// Handles the next inbound packet, keeping the connection alive
+    /// meanwhile. [`Wait::Until`] waits for one (never `None`);
+    /// [`Wait::No`] handles what is already buffered or readable, `None`
+    /// when there is nothing. (One function for both: `flush_pending`,
+    /// `process_buffered` and `keep_alive` are awaited once.)
     pub(super) async fn next_event(
         &mut self,
-        deadline: Option<Instant>,
-    ) -> Result<Event, Error<T::Error>> {
+        wait: Wait,
+    ) -> Result<Option<Event>, Error<T::Error>> {
         loop {
             self.flush_pending().await?;
             if let Some(event) = self.process_buffered()? {
-                return Ok(event);
+                return Ok(Some(event));
             }
             let ping_at = self.keep_alive().await?;
+            let Wait::Until(deadline) = wait else {
+                match poll_once(self.fill()).await {
+                    None => return Ok(None),
+                    Some(filled) => filled?,
+                }
+                continue;
+            };
             let wake = match (ping_at, deadline) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -303,21 +351,6 @@ where
                     }
                     Err(_) => {}
                 },
-            }
-        }
-    }
-
-    /// Handles what is already buffered or readable without waiting.
-    pub(super) async fn next_event_now(&mut self) -> Result<Option<Event>, Error<T::Error>> {
-        loop {
-            self.flush_pending().await?;
-            if let Some(event) = self.process_buffered()? {
-                return Ok(Some(event));
-            }
-            self.keep_alive().await?;
-            match poll_once(self.fill()).await {
-                None => return Ok(None),
-                Some(filled) => filled?,
             }
         }
     }

@@ -43,7 +43,7 @@ use crate::packet::{
     SubscribeReturnCode, SubscribeTopic, Unsubscribe,
 };
 use crate::session::{KeepAlive, Outbox, PacketIds};
-use io::{CONTROL_RESERVE, Event};
+use io::{CONTROL_RESERVE, Event, Wait};
 
 /// Most topic filters in one `subscribe_many` call.
 pub const MAX_SUBSCRIBE_TOPICS: usize = 16;
@@ -192,6 +192,7 @@ where
         if self.state == State::Connected { Ok(()) } else { Err(Error::NotConnected) }
     }
 
+    #[inline(never)] // called from every waiting call: once, not in each
     fn deadline(&self) -> Option<Instant> {
         Some(Instant::now() + Duration::from_millis(u64::from(self.ack_timeout_ms)))
     }
@@ -212,8 +213,8 @@ where
         }
         self.flush_pending().await?;
         if !self.resending {
-            let ack = match self.next_event(self.deadline()).await {
-                Ok(Event::ConnAck(ack)) => ack,
+            let ack = match self.next_event(Wait::Until(self.deadline())).await {
+                Ok(Some(Event::ConnAck(ack))) => ack,
                 Ok(_) => {
                     let unexpected = ProtocolError::UnexpectedPacket(PacketType::ConnAck);
                     return Err(self.fail(Error::Protocol(unexpected)));
@@ -317,8 +318,13 @@ where
         retain: bool,
     ) -> Result<PacketId, Error<T::Error>> {
         self.ensure_connected()?;
+        // Set once the PUBLISH is queued; the loop's flush then writes it.
+        let mut queued = None;
         loop {
             self.flush_pending().await?;
+            if let Some(id) = queued {
+                return Ok(id);
+            }
             if self.outbox.count() < usize::from(self.max_in_flight) {
                 let (outbox, tx) = (&self.outbox, &*self.tx);
                 let id = self.ids.allocate(|id| outbox.contains(tx, id)).ok_or(Error::Timeout)?;
@@ -334,8 +340,8 @@ where
                     Ok((start, end)) if end + CONTROL_RESERVE <= self.tx.len() => {
                         self.outbox.push_publish(self.tx, end - start);
                         self.write = Some((start, end));
-                        self.flush_pending().await?;
-                        return Ok(id);
+                        queued = Some(id);
+                        continue;
                     }
                     Ok((_, end)) if self.outbox.is_empty() => {
                         return Err(Error::BufferTooSmall { needed: end + CONTROL_RESERVE });
@@ -348,7 +354,7 @@ where
                 }
             }
             // Window or buffer full: wait for an acknowledgment.
-            let event = self.next_event(self.deadline()).await?;
+            let event = self.next_event(Wait::Until(self.deadline())).await?;
             self.note(event);
         }
     }
@@ -358,7 +364,7 @@ where
         let deadline = self.deadline();
         while self.outbox.contains(self.tx, id) {
             self.ensure_connected()?;
-            let event = self.next_event(deadline).await?;
+            let event = self.next_event(Wait::Until(deadline)).await?;
             self.note(event);
         }
         Ok(())
@@ -369,8 +375,8 @@ where
         let mut deadline = self.deadline();
         while !self.outbox.is_empty() {
             self.ensure_connected()?;
-            let event = self.next_event(deadline).await?;
-            if matches!(event, Event::PubAck) {
+            let event = self.next_event(Wait::Until(deadline)).await?;
+            if matches!(event, Some(Event::PubAck)) {
                 deadline = self.deadline();
             }
             self.note(event);
@@ -381,15 +387,19 @@ where
     /// Sends a packet that is not stored for resend, waiting for PUBACKs
     /// to free room in `tx` if the outbox fills it.
     async fn send_when_room(&mut self, packet: &Packet<'_>) -> Result<(), Error<T::Error>> {
+        let mut queued = false;
         loop {
             self.flush_pending().await?;
+            if queued {
+                return Ok(());
+            }
             match self.encode(packet) {
                 Ok(range) => {
                     self.write = Some(range);
-                    return self.flush_pending().await;
+                    queued = true;
                 }
                 Err(Error::BufferTooSmall { .. }) if !self.outbox.is_empty() => {
-                    let event = self.next_event(self.deadline()).await?;
+                    let event = self.next_event(Wait::Until(self.deadline())).await?;
                     self.note(event);
                 }
                 Err(e) => return Err(e),
@@ -398,8 +408,8 @@ where
     }
 
     /// Keeps what a waiting call did not wait for.
-    fn note(&mut self, event: Event) {
-        if let Event::Oversize(o) = event {
+    fn note(&mut self, event: Option<Event>) {
+        if let Some(Event::Oversize(o)) = event {
             self.unreported = Some(o);
         }
     }
@@ -433,8 +443,8 @@ where
         self.send_when_room(&Packet::Subscribe(subscribe)).await?;
         let deadline = self.deadline();
         loop {
-            match self.next_event(deadline).await? {
-                Event::SubAck(ack_id, codes) if ack_id == id => {
+            match self.next_event(Wait::Until(deadline)).await? {
+                Some(Event::SubAck(ack_id, codes)) if ack_id == id => {
                     if codes.len() != topics.len() {
                         return Err(self.fail(Error::Protocol(ProtocolError::SubAckCountMismatch)));
                     }
@@ -459,8 +469,8 @@ where
         self.send_when_room(&Packet::Unsubscribe(unsubscribe)).await?;
         let deadline = self.deadline();
         loop {
-            match self.next_event(deadline).await? {
-                Event::UnsubAck(ack_id) if ack_id == id => return Ok(()),
+            match self.next_event(Wait::Until(deadline)).await? {
+                Some(Event::UnsubAck(ack_id)) if ack_id == id => return Ok(()),
                 other => self.note(other),
             }
         }
@@ -476,17 +486,16 @@ where
     pub async fn wait_msg(&mut self) -> Result<(), Error<T::Error>> {
         self.ensure_connected()?;
         self.report_unreported()?;
-        loop {
-            match self.next_event(None).await? {
-                // Send the PUBACK now, not with the next call `[MQTT-4.3.2-2]`.
-                Event::Message => return self.flush_pending().await,
-                Event::Oversize(o) => {
-                    self.flush_pending().await?;
-                    return Err(Error::PacketTooLarge(o));
-                }
+        let oversize = loop {
+            match self.next_event(Wait::Until(None)).await? {
+                Some(Event::Message) => break None,
+                Some(Event::Oversize(o)) => break Some(o),
                 _ => {}
             }
-        }
+        };
+        // Send the PUBACK now, not with the next call `[MQTT-4.3.2-2]`.
+        self.flush_pending().await?;
+        oversize.map_or(Ok(()), |o| Err(Error::PacketTooLarge(o)))
     }
 
     /// Handles what has already arrived without waiting for more. Returns
@@ -495,18 +504,17 @@ where
     pub async fn check_msg(&mut self) -> Result<bool, Error<T::Error>> {
         self.ensure_connected()?;
         self.report_unreported()?;
-        loop {
-            match self.next_event_now().await? {
+        let oversize = loop {
+            match self.next_event(Wait::No).await? {
                 None => return Ok(false),
-                // Send the PUBACK now, not with the next call `[MQTT-4.3.2-2]`.
-                Some(Event::Message) => return self.flush_pending().await.map(|()| true),
-                Some(Event::Oversize(o)) => {
-                    self.flush_pending().await?;
-                    return Err(Error::PacketTooLarge(o));
-                }
+                Some(Event::Message) => break None,
+                Some(Event::Oversize(o)) => break Some(o),
                 Some(_) => {}
             }
-        }
+        };
+        // Send the PUBACK now, not with the next call `[MQTT-4.3.2-2]`.
+        self.flush_pending().await?;
+        oversize.map_or(Ok(true), |o| Err(Error::PacketTooLarge(o)))
     }
 
     fn report_unreported(&mut self) -> Result<(), Error<T::Error>> {
@@ -519,16 +527,11 @@ where
     /// Sends PINGREQ and waits for PINGRESP.
     pub async fn ping(&mut self) -> Result<(), Error<T::Error>> {
         self.ensure_connected()?;
-        self.flush_pending().await?;
-        self.write = Some(self.encode(&Packet::PingReq)?);
-        // Recorded before the write, so a dropped call does not make
-        // keepalive send a second PINGREQ at once.
-        self.keep_alive.on_ping_sent(Instant::now());
-        self.flush_pending().await?;
+        self.send_ping().await?;
         let deadline = self.deadline();
         loop {
-            match self.next_event(deadline).await? {
-                Event::PingResp => return Ok(()),
+            match self.next_event(Wait::Until(deadline)).await? {
+                Some(Event::PingResp) => return Ok(()),
                 other => self.note(other),
             }
         }
@@ -538,11 +541,9 @@ where
     /// becomes [`State::Disconnected`]; close the transport afterwards.
     pub async fn disconnect(&mut self) -> Result<(), Error<T::Error>> {
         if self.state == State::Connected {
-            self.flush_pending().await?;
-            self.write = Some(self.encode(&Packet::Disconnect)?);
             // Nothing may follow DISCONNECT `[MQTT-3.14.4-2]`, even when
             // this call is dropped: only calling it again finishes it.
-            self.state = State::Disconnected;
+            return self.send(&Packet::Disconnect, |c| c.state = State::Disconnected).await;
         } else if self.state != State::Disconnected || self.write.is_none() {
             return Err(Error::NotConnected);
         }

@@ -188,22 +188,40 @@ pub fn decode_body<'a>(header: &FixedHeader, body: &'a [u8]) -> Result<Packet<'a
     let mut r = Reader::new(body);
     let packet = match header.packet_type {
         PacketType::Connect => Packet::Connect(Connect::read(&mut r)?),
+        PacketType::Subscribe => Packet::Subscribe(Subscribe::read(&mut r)?),
+        PacketType::Unsubscribe => Packet::Unsubscribe(Unsubscribe::read(&mut r)?),
+        // Never `None`: those three types are decoded above.
+        _ => return decode_to_client(header, body)?.ok_or(Malformed::ReservedPacketType),
+    };
+    r.finish()?;
+    Ok(packet)
+}
+
+/// [`decode_body`] for a client: `None` for the packets only a client
+/// sends (CONNECT, SUBSCRIBE, UNSUBSCRIBE), whose bodies are not read, so
+/// a firmware that only receives from a server links none of their
+/// decoders.
+pub(crate) fn decode_to_client<'a>(
+    header: &FixedHeader,
+    body: &'a [u8],
+) -> Result<Option<Packet<'a>>, Malformed> {
+    let mut r = Reader::new(body);
+    let packet = match header.packet_type {
+        PacketType::Connect | PacketType::Subscribe | PacketType::Unsubscribe => return Ok(None),
         PacketType::ConnAck => Packet::ConnAck(ConnAck::read(&mut r)?),
         PacketType::Publish => Packet::Publish(Publish::read(header.flags, &mut r)?),
         PacketType::PubAck => Packet::PubAck(r.packet_id()?),
         PacketType::PubRec => Packet::PubRec(r.packet_id()?),
         PacketType::PubRel => Packet::PubRel(r.packet_id()?),
         PacketType::PubComp => Packet::PubComp(r.packet_id()?),
-        PacketType::Subscribe => Packet::Subscribe(Subscribe::read(&mut r)?),
         PacketType::SubAck => Packet::SubAck(SubAck::read(&mut r)?),
-        PacketType::Unsubscribe => Packet::Unsubscribe(Unsubscribe::read(&mut r)?),
         PacketType::UnsubAck => Packet::UnsubAck(r.packet_id()?),
         PacketType::PingReq => Packet::PingReq,
         PacketType::PingResp => Packet::PingResp,
         PacketType::Disconnect => Packet::Disconnect,
     };
     r.finish()?;
-    Ok(packet)
+    Ok(Some(packet))
 }
 
 /// Checks `packet` and returns its remaining length.

@@ -82,6 +82,7 @@ impl<'a> Reader<'a> {
 }
 
 /// `[MQTT-1.5.3-2]`: a string must not contain U+0000.
+#[inline(never)] // called for every string: one copy of the unrolled loop
 pub(crate) fn check_no_null(s: &str) -> Result<(), Malformed> {
     // A fold without early exit is vectorized: on the short strings of
     // MQTT several times faster than `contains` (a memchr call).
@@ -120,6 +121,7 @@ impl<'a> Writer<'a> {
         self.pos
     }
 
+    #[inline(never)] // every field goes through it: one copy, not one per field
     pub(crate) fn bytes(&mut self, b: &[u8]) -> Result<(), Malformed> {
         let end = self.pos + b.len();
         self.buf.get_mut(self.pos..end).ok_or(Malformed::Truncated)?.copy_from_slice(b);
