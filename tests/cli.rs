@@ -210,3 +210,73 @@ fn demo_runs_against_mosquitto() {
     let port = broker.port.to_string();
     assert_demo_runs(&["--host", "127.0.0.1", "--port", &port, "--rounds", "2"]);
 }
+
+#[cfg(feature = "tls")]
+mod tls_common;
+
+/// The TLS flags of the CLI against a private Mosquitto TLS 1.3 listener
+/// with certificates generated for this run.
+#[cfg(feature = "tls")]
+mod tls {
+    use super::tls_common::{have_openssl, pki};
+    use super::*;
+
+    /// A broker with a TLS listener presenting `cert`, and that listener's
+    /// port; `None` (test skipped) without openssl.
+    fn tls_broker(test: &str, cert: &str, key: &str) -> Option<(Mosquitto, String)> {
+        if !have_openssl(test) {
+            return None;
+        }
+        let port = common::free_port();
+        let conf = format!("log_type all\n{}", pki().listener(port, cert, key, false));
+        Mosquitto::start(test, &conf).map(|broker| (broker, port.to_string()))
+    }
+
+    fn pub_args<'a>(port: &'a str, tls: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["pub", "-h", "localhost", "-p", port, "-t", "cli/tls", "-m", "hi"];
+        args.extend_from_slice(tls);
+        args
+    }
+
+    #[test]
+    fn cli_tls_with_cafile_verifies_the_server_and_delivers() {
+        let Some((broker, port)) = tls_broker("cli_tls_cafile", "server.pem", "server.key") else {
+            return;
+        };
+        let ca = pki().path("ca.pem");
+        let ca = ca.to_str().unwrap();
+        let mut sub = cli()
+            .args(["sub", "-h", "localhost", "-p", &port, "--cafile", ca, "-t", "cli/#", "-C", "1"])
+            .args(["-q", "1", "-v"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The subscriber is ready once the broker logged its SUBSCRIBE.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !broker.log().contains("cli/#") {
+            assert!(Instant::now() < deadline, "subscriber never subscribed: {}", broker.log());
+            assert!(sub.try_wait().unwrap().is_none(), "subscriber exited early");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let published = run(&pub_args(&port, &["--cafile", ca, "-q", "1"]));
+        assert!(published.status.success(), "{}", text(&published.stderr));
+        let output = finish(sub);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert_eq!(text(&output.stdout), "cli/tls hi\n");
+    }
+
+    #[test]
+    fn cli_insecure_is_the_only_way_to_a_server_of_another_ca() {
+        let Some((_broker, port)) = tls_broker("cli_tls_insecure", "rogue.pem", "rogue.key") else {
+            return;
+        };
+        let ca = pki().path("ca.pem");
+        let ca = ca.to_str().unwrap();
+        assert_error(&run(&pub_args(&port, &["--cafile", ca])), "certificate");
+        let plain = run(&pub_args(&port, &[]));
+        assert!(!plain.status.success(), "plain MQTT to a TLS port must fail");
+        let insecure = run(&pub_args(&port, &["--insecure"]));
+        assert!(insecure.status.success(), "{}", text(&insecure.stderr));
+    }
+}
