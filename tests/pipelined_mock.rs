@@ -359,3 +359,78 @@ mod outbox {
         check(&outbox, &buf);
     }
 }
+
+#[test]
+fn queue_publish_sends_every_queued_packet_in_one_write_and_one_flush() {
+    let o = windowed(2);
+    let batch = cat(&[&q1(b"1", 1, false), &q1(b"2", 2, false), &publish("t", b"0", None, false)]);
+    let mut mock = MockTransport::new()
+        .expect(&connect(&o))
+        .send(&connack(false))
+        .expect(&batch)
+        .send(&cat(&[&puback(1), &puback(2)]));
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 256]);
+    let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_: &Publish<'_>| {});
+    drive(async { client.connect(&o).await.unwrap() });
+    assert_eq!(client.queue_publish("t", b"1", QoS::AtLeastOnce, false), Ok(Some(id(1))));
+    assert_eq!(client.queue_publish("t", b"2", QoS::AtLeastOnce, false), Ok(Some(id(2))));
+    // The window of 2 is full, for QoS 1 only.
+    assert_eq!(client.queue_publish("t", b"3", QoS::AtLeastOnce, false), Err(Error::WouldBlock));
+    assert_eq!(client.queue_publish("t", b"0", QoS::AtMostOnce, false), Ok(None));
+    assert_eq!(client.in_flight(), 2);
+    let before = client.transport_mut().write_calls();
+    drive(async { client.flush().await.unwrap() });
+    let after = client.transport_mut().write_calls();
+    assert_eq!((after.0 - before.0, after.1 - before.1), (1, 1), "one write, one flush");
+    drive(async { client.wait_all_acked().await.unwrap() });
+    drop(client);
+    mock.assert_done();
+}
+
+#[test]
+fn queue_publish_refuses_qos1_behind_qos0_and_anything_while_not_connected() {
+    let o = windowed(4);
+    let mut mock = MockTransport::new()
+        .expect(&connect(&o))
+        .send(&connack(false))
+        .expect(&cat(&[&publish("t", b"0", None, false), &q1(b"1", 1, false)]))
+        .send(&puback(1));
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 256]);
+    let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_: &Publish<'_>| {});
+    assert_eq!(client.queue_publish("t", b"0", QoS::AtMostOnce, false), Err(Error::NotConnected));
+    drive(async { client.connect(&o).await.unwrap() });
+    assert_eq!(client.queue_publish("t", b"0", QoS::AtMostOnce, false), Ok(None));
+    // The outbox must stay contiguous: QoS 1 cannot follow a queued QoS 0.
+    assert_eq!(client.queue_publish("t", b"1", QoS::AtLeastOnce, false), Err(Error::WouldBlock));
+    assert_eq!(
+        client.queue_publish("t", b"2", QoS::ExactlyOnce, false),
+        Err(Error::InvalidArgument(packet::Malformed::InvalidQoS))
+    );
+    // An awaiting call writes the queue first, then its own packet.
+    drive(async {
+        assert_eq!(client.publish_no_wait("t", b"1", false).await, Ok(id(1)));
+        client.wait_all_acked().await.unwrap();
+    });
+    drop(client);
+    mock.assert_done();
+}
+
+#[test]
+fn queue_publish_refuses_when_tx_is_full_and_the_stored_bytes_stay_intact() {
+    let o = windowed(100);
+    let one = q1(b"payload", 1, false).len();
+    let mut mock = MockTransport::new().expect(&connect(&o)).send(&connack(false));
+    // Room for two stored publishes plus the control reserve, not three.
+    let mut tx = vec![0u8; 2 * one + 4];
+    let mut rx = [0u8; 64];
+    let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_: &Publish<'_>| {});
+    drive(async { client.connect(&o).await.unwrap() });
+    assert!(client.queue_publish("t", b"payload", QoS::AtLeastOnce, false).unwrap().is_some());
+    assert!(client.queue_publish("t", b"payload", QoS::AtLeastOnce, false).unwrap().is_some());
+    assert_eq!(
+        client.queue_publish("t", b"payload", QoS::AtLeastOnce, false),
+        Err(Error::WouldBlock)
+    );
+    assert_eq!(client.in_flight(), 2);
+    assert!(client.is_in_flight(id(1)) && client.is_in_flight(id(2)));
+}

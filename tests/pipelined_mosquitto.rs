@@ -1,6 +1,6 @@
-//! Pipelined QoS 1 (`publish_no_wait`) against a private Mosquitto: order
-//! and completeness over a long run, and resend after a connection killed
-//! in the middle of a window.
+//! Pipelined QoS 1 (`publish_no_wait`, and `queue_publish` batches)
+//! against a private Mosquitto: order and completeness over a long run,
+//! and resend after a connection killed in the middle of a window.
 //!
 //! Each client runs in a spawned task: the futures a `#[tokio::test]`
 //! body awaits directly get a new waker identity on every poll, which
@@ -73,6 +73,51 @@ async fn pipelined_10000_messages_all_arrive_in_order() {
         client.disconnect().await.unwrap();
         // The window was actually used.
         assert!(most > 1, "at most {most} in flight");
+    })
+    .await
+    .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(60), sub)
+        .await
+        .expect("subscriber timed out")
+        .unwrap();
+    assert_eq!(got, (0..N).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_batches_of_10000_messages_all_arrive_in_order() {
+    let Some(broker) =
+        Mosquitto::start("queued_10000", "max_inflight_messages 0\nmax_queued_messages 0\n")
+    else {
+        return;
+    };
+    const N: u32 = 10_000;
+    let (ready, subscribed) = oneshot::channel();
+    let sub = subscriber(broker.port, "queued/order", N as usize, ready);
+    subscribed.await.unwrap();
+    let port = broker.port;
+    tokio::spawn(async move {
+        let (mut rx, mut tx) = (vec![0u8; 1024], vec![0u8; 8 * 1024]);
+        let mut client = Client::new(tcp(port).await, &mut rx, &mut tx, |_: &Publish<'_>| {});
+        client.connect(&ConnectOptions::new("").max_in_flight(64)).await.unwrap();
+        let mut queued = 0;
+        for i in 0..N {
+            let payload = i.to_string();
+            match client.queue_publish("queued/order", payload.as_bytes(), QoS::AtLeastOnce, false)
+            {
+                Ok(_) => queued += 1,
+                Err(Error::WouldBlock) => {
+                    client
+                        .publish_no_wait("queued/order", payload.as_bytes(), false)
+                        .await
+                        .unwrap();
+                }
+                Err(e) => panic!("queue_publish: {e:?}"),
+            }
+        }
+        client.wait_all_acked().await.unwrap();
+        client.disconnect().await.unwrap();
+        // Batching actually happened.
+        assert!(queued > N / 2, "only {queued} of {N} queued");
     })
     .await
     .unwrap();

@@ -102,6 +102,11 @@ pub enum Error<E> {
     InvalidArgument(Malformed),
     /// The call needs a connected client.
     NotConnected,
+    /// [`queue_publish`](crate::Client::queue_publish) could not queue now:
+    /// the in-flight window or `tx` is full, or another packet is being
+    /// written. Nothing was queued; an awaiting call (`publish_no_wait`,
+    /// `flush`) makes room.
+    WouldBlock,
 }
 
 impl<E> Error<E> {
@@ -154,6 +159,7 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
             }
             Self::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Self::NotConnected => f.write_str("not connected"),
+            Self::WouldBlock => f.write_str("cannot queue now: window or transmit buffer full"),
         }
     }
 }

@@ -353,10 +353,85 @@ where
                     Err(e) => return Err(e),
                 }
             }
-            // Window or buffer full: wait for an acknowledgment.
+            // Window or buffer full: wait for an acknowledgment, then take
+            // every one already received, so the window opens as wide as it
+            // can (and `queue_publish` can batch).
             let event = self.next_event(Wait::Until(self.deadline())).await?;
             self.note(event);
+            while self.write.is_none() {
+                match self.process_buffered()? {
+                    Some(event) => self.note(Some(event)),
+                    None => break,
+                }
+            }
         }
+    }
+
+    /// Queues a publish in `tx` without writing it, so that several go out
+    /// in one `write` (one system call, one TCP segment): the next call that
+    /// writes — [`flush`](Self::flush), `publish_no_wait`, or any other —
+    /// sends every queued packet at once. Returns the packet identifier of a
+    /// QoS 1 publish (stored for resend like [`publish_no_wait`]'s), `None`
+    /// for QoS 0.
+    ///
+    /// Never waits: [`Error::WouldBlock`] when it cannot queue now (the
+    /// in-flight window or `tx` is full, or a packet other than queued
+    /// publishes is being written); then call an awaiting method, e.g.
+    /// `publish_no_wait` for the same message, which makes room.
+    ///
+    /// A QoS 1 publish cannot be queued behind a queued QoS 0 one (the
+    /// outbox must stay contiguous): that is `WouldBlock` too.
+    ///
+    /// [`publish_no_wait`]: Self::publish_no_wait
+    pub fn queue_publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+    ) -> Result<Option<PacketId>, Error<T::Error>> {
+        self.ensure_connected()?;
+        let (pending_start, end) = match self.write {
+            None => (None, self.outbox.len()),
+            // Only queued packets may be pending: they end the used part.
+            Some((start, end)) if start < end && end >= self.outbox.len() => (Some(start), end),
+            Some(_) => return Err(Error::WouldBlock),
+        };
+        let packet_id = match qos {
+            QoS::AtMostOnce => None,
+            QoS::AtLeastOnce => {
+                if end != self.outbox.len()
+                    || self.outbox.count() >= usize::from(self.max_in_flight)
+                {
+                    return Err(Error::WouldBlock);
+                }
+                let (outbox, tx) = (&self.outbox, &*self.tx);
+                Some(self.ids.allocate(|id| outbox.contains(tx, id)).ok_or(Error::WouldBlock)?)
+            }
+            QoS::ExactlyOnce => {
+                return Err(Error::InvalidArgument(crate::packet::Malformed::InvalidQoS));
+            }
+        };
+        let publish = Publish { dup: false, qos, retain, topic, packet_id, payload };
+        let free = self.tx.get_mut(end..).unwrap_or_default();
+        let len = match crate::packet::encode(&Packet::Publish(publish), free) {
+            Ok(len) if end + len + CONTROL_RESERVE <= self.tx.len() => len,
+            Ok(_) | Err(crate::packet::EncodeError::BufferTooSmall { .. }) => {
+                return Err(Error::WouldBlock);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if packet_id.is_some() {
+            self.outbox.push_publish(self.tx, len);
+        }
+        self.write = Some((pending_start.unwrap_or(end), end + len));
+        Ok(packet_id)
+    }
+
+    /// Writes whatever is queued or was left half written by a dropped
+    /// call.
+    pub async fn flush(&mut self) -> Result<(), Error<T::Error>> {
+        self.flush_pending().await
     }
 
     /// Waits until the QoS 1 publish `id` is acknowledged.

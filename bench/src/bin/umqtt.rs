@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::time::Instant;
 
 use embedded_io_adapters::tokio_1::FromTokio;
-use umqtt::{Client, ConnectOptions, Publish, QoS};
+use umqtt::{Client, ConnectOptions, Error, Publish, QoS};
 use umqtt_bench::{Args, payload, percentiles, secs, usage, wall};
 
 type Tcp = FromTokio<tokio::net::TcpStream>;
@@ -67,21 +67,31 @@ async fn run(args: Args) {
             client.connect(&opts).await.expect("connect");
             let start = Instant::now();
             match mode {
+                // Batched: queue_publish until tx (QoS 0) or the window
+                // (QoS 1) is full, then one awaiting call writes the batch.
                 "pub0" => {
                     for _ in 0..n {
-                        client
-                            .publish(topic, &body, QoS::AtMostOnce, false)
-                            .await
-                            .expect("publish");
+                        while let Err(e) = client.queue_publish(topic, &body, QoS::AtMostOnce, false)
+                        {
+                            assert!(matches!(e, Error::WouldBlock), "queue_publish: {e:?}");
+                            client.flush().await.expect("flush");
+                        }
                     }
+                    client.flush().await.expect("flush");
                     println!("sent_s={}", secs(start));
                 }
                 "pub1" => {
                     for _ in 0..n {
-                        client
-                            .publish_no_wait(topic, &body, false)
-                            .await
-                            .expect("publish");
+                        match client.queue_publish(topic, &body, QoS::AtLeastOnce, false) {
+                            Ok(_) => {}
+                            Err(Error::WouldBlock) => {
+                                client
+                                    .publish_no_wait(topic, &body, false)
+                                    .await
+                                    .expect("publish");
+                            }
+                            Err(e) => panic!("queue_publish: {e:?}"),
+                        }
                     }
                     client.wait_all_acked().await.expect("acks");
                     println!("acked_s={}", secs(start));
