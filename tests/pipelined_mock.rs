@@ -434,3 +434,26 @@ fn queue_publish_refuses_when_tx_is_full_and_the_stored_bytes_stay_intact() {
     assert_eq!(client.in_flight(), 2);
     assert!(client.is_in_flight(id(1)) && client.is_in_flight(id(2)));
 }
+
+#[test]
+fn mqtt_4_8_0_1_flush_after_a_fatal_error_writes_nothing() {
+    let o = windowed(4);
+    let mut mock = MockTransport::new()
+        .expect(&connect(&o))
+        .send(&connack(false))
+        .send(&publish("t", b"in", Some(9), false))
+        .step(Step::WriteError); // the PUBACK for id 9 fails
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 256]);
+    let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_: &Publish<'_>| {});
+    drive(async {
+        client.connect(&o).await.unwrap();
+        assert_eq!(client.wait_msg().await, Err(Error::Transport(umqtt::mock::MockError)));
+        assert_eq!(client.state(), State::Failed);
+        // The PUBACK is still pending, but the connection is gone.
+        assert_eq!(client.flush().await, Err(Error::NotConnected));
+    });
+    let written = client.transport_mut().written().len();
+    assert_eq!(written, connect(&o).len(), "only CONNECT was written");
+    drop(client);
+    mock.assert_done();
+}

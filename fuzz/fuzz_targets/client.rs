@@ -1,7 +1,8 @@
 //! The whole client against a fuzzed broker: arbitrary inbound bytes,
 //! served in arbitrary pieces (with transient `Pending`s), while the
 //! client runs a fuzz-chosen sequence of calls (`wait_msg`, `check_msg`,
-//! `publish` QoS 0/1, `publish_no_wait`, `wait_acked`, `wait_all_acked`,
+//! `publish` QoS 0/1, `publish_no_wait`, `queue_publish`, `flush`,
+//! `wait_acked`, `wait_all_acked`,
 //! `subscribe`, `subscribe_many`, `unsubscribe`, `unsubscribe_many`,
 //! `ping`, `reconnect`, `disconnect`, time passing).
 //!
@@ -344,10 +345,14 @@ fuzz_target!(|data: &[u8]| {
                     assert!(!client.is_in_flight(id), "wait_acked Ok with {id:?} in flight");
                 }
             }
-            _ => {
-                let _ = client.state();
-                let _ = client.in_flight();
+            15 if arg & 1 == 0 => {
+                let qos = if arg & 2 == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+                if let Ok(Some(id)) = client.queue_publish(topic, body, qos, false) {
+                    assert!(client.is_in_flight(id), "queue_publish forgot {id:?}");
+                    last_id = Some(id);
+                }
             }
+            _ => _ = call!(client, client.flush()),
         }
         assert!(client.in_flight() <= max_in_flight, "more publishes in flight than allowed");
     }

@@ -429,8 +429,9 @@ where
     }
 
     /// Writes whatever is queued or was left half written by a dropped
-    /// call.
+    /// call. Nothing is written on a failed connection.
     pub async fn flush(&mut self) -> Result<(), Error<T::Error>> {
+        self.ensure_connected()?;
         self.flush_pending().await
     }
 
