@@ -78,23 +78,25 @@ where
         &mut self,
         packet: &Packet<'_>,
     ) -> Result<(usize, usize), Error<T::Error>> {
-        let encoded = self.encode_after_outbox(packet);
+        let encoded = self.encode_at(self.outbox.len(), packet);
         let short = match encoded {
             Ok((_, end)) => end + CONTROL_RESERVE > self.tx.len(),
             Err(Error::BufferTooSmall { .. }) => true,
             Err(_) => false,
         };
         if short && self.write.is_none() && !self.resending && self.outbox.compact(self.tx) {
-            return self.encode_after_outbox(packet);
+            return self.encode_at(self.outbox.len(), packet);
         }
         encoded
     }
 
-    fn encode_after_outbox(
+    /// Encodes `packet` into `tx` from offset `start` on and returns its
+    /// range; `BufferTooSmall` counts the bytes before `start` too.
+    pub(super) fn encode_at(
         &mut self,
+        start: usize,
         packet: &Packet<'_>,
     ) -> Result<(usize, usize), Error<T::Error>> {
-        let start = self.outbox.len();
         let free = self.tx.get_mut(start..).unwrap_or_default();
         let len = packet::encode(packet, free).map_err(|e| match Error::from(e) {
             Error::BufferTooSmall { needed } => Error::BufferTooSmall { needed: start + needed },

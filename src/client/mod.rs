@@ -325,9 +325,8 @@ where
             if let Some(id) = queued {
                 return Ok(id);
             }
-            if self.outbox.count() < usize::from(self.max_in_flight) {
-                let (outbox, tx) = (&self.outbox, &*self.tx);
-                let id = self.ids.allocate(|id| outbox.contains(tx, id)).ok_or(Error::Timeout)?;
+            if !self.window_full() {
+                let id = self.next_packet_id().ok_or(Error::Timeout)?;
                 let publish = Publish {
                     dup: false,
                     qos: QoS::AtLeastOnce,
@@ -400,31 +399,25 @@ where
         let packet_id = match qos {
             QoS::AtMostOnce => None,
             QoS::AtLeastOnce => {
-                if end != self.outbox.len()
-                    || self.outbox.count() >= usize::from(self.max_in_flight)
-                {
+                if end != self.outbox.len() || self.window_full() {
                     return Err(Error::WouldBlock);
                 }
-                let (outbox, tx) = (&self.outbox, &*self.tx);
-                Some(self.ids.allocate(|id| outbox.contains(tx, id)).ok_or(Error::WouldBlock)?)
+                Some(self.next_packet_id().ok_or(Error::WouldBlock)?)
             }
             QoS::ExactlyOnce => {
                 return Err(Error::InvalidArgument(crate::packet::Malformed::InvalidQoS));
             }
         };
         let publish = Publish { dup: false, qos, retain, topic, packet_id, payload };
-        let free = self.tx.get_mut(end..).unwrap_or_default();
-        let len = match crate::packet::encode(&Packet::Publish(publish), free) {
-            Ok(len) if end + len + CONTROL_RESERVE <= self.tx.len() => len,
-            Ok(_) | Err(crate::packet::EncodeError::BufferTooSmall { .. }) => {
-                return Err(Error::WouldBlock);
-            }
-            Err(e) => return Err(e.into()),
+        let new_end = match self.encode_at(end, &Packet::Publish(publish)) {
+            Ok((_, new_end)) if new_end + CONTROL_RESERVE <= self.tx.len() => new_end,
+            Ok(_) | Err(Error::BufferTooSmall { .. }) => return Err(Error::WouldBlock),
+            Err(e) => return Err(e),
         };
         if packet_id.is_some() {
-            self.outbox.push_publish(self.tx, len);
+            self.outbox.push_publish(self.tx, new_end - end);
         }
-        self.write = Some((pending_start.unwrap_or(end), end + len));
+        self.write = Some((pending_start.unwrap_or(end), new_end));
         Ok(packet_id)
     }
 
@@ -514,7 +507,7 @@ where
         if topics.iter().any(|t| t.qos == QoS::ExactlyOnce) {
             return Err(Error::InvalidArgument(crate::packet::Malformed::InvalidQoS));
         }
-        let id = self.allocate_id()?;
+        let id = self.next_packet_id().ok_or(Error::BufferTooSmall { needed: 0 })?;
         let subscribe = Subscribe { packet_id: id, topics: List::Items(topics) };
         self.send_when_room(&Packet::Subscribe(subscribe)).await?;
         let deadline = self.deadline();
@@ -540,7 +533,7 @@ where
     /// UNSUBACK.
     pub async fn unsubscribe_many(&mut self, filters: &[&str]) -> Result<(), Error<T::Error>> {
         self.ensure_connected()?;
-        let id = self.allocate_id()?;
+        let id = self.next_packet_id().ok_or(Error::BufferTooSmall { needed: 0 })?;
         let unsubscribe = Unsubscribe { packet_id: id, filters: List::Items(filters) };
         self.send_when_room(&Packet::Unsubscribe(unsubscribe)).await?;
         let deadline = self.deadline();
@@ -552,9 +545,16 @@ where
         }
     }
 
-    fn allocate_id(&mut self) -> Result<PacketId, Error<T::Error>> {
+    /// A packet identifier not in use by a stored publish; `None` when all
+    /// 65,535 are.
+    fn next_packet_id(&mut self) -> Option<PacketId> {
         let (outbox, tx) = (&self.outbox, &*self.tx);
-        self.ids.allocate(|id| outbox.contains(tx, id)).ok_or(Error::BufferTooSmall { needed: 0 })
+        self.ids.allocate(|id| outbox.contains(tx, id))
+    }
+
+    /// Whether `max_in_flight` QoS 1 publishes await their PUBACK.
+    fn window_full(&self) -> bool {
+        self.outbox.count() >= usize::from(self.max_in_flight)
     }
 
     /// Waits until one message has been delivered to the handler, sending
