@@ -228,8 +228,8 @@ mod tls {
             return None;
         }
         let port = common::free_port();
-        let conf = format!("log_type all\n{}", pki().listener(port, cert, key, false));
-        Mosquitto::start(test, &conf).map(|broker| (broker, port.to_string()))
+        Mosquitto::start(test, &pki().listener(port, cert, key, false))
+            .map(|broker| (broker, port.to_string()))
     }
 
     fn pub_args<'a>(port: &'a str, tls: &[&'a str]) -> Vec<&'a str> {
@@ -240,30 +240,45 @@ mod tls {
 
     #[test]
     fn cli_tls_with_cafile_verifies_the_server_and_delivers() {
-        let Some((broker, port)) = tls_broker("cli_tls_cafile", "server.pem", "server.key") else {
+        let Some((_broker, port)) = tls_broker("cli_tls_cafile", "server.pem", "server.key") else {
             return;
         };
         let ca = pki().path("ca.pem");
         let ca = ca.to_str().unwrap();
+        // The subscriber gets a retained message first, so it is certainly
+        // subscribed before the live one is sent.
+        let retained = run(&[
+            "pub",
+            "-h",
+            "localhost",
+            "-p",
+            &port,
+            "--cafile",
+            ca,
+            "-t",
+            "cli/ready",
+            "-m",
+            "ready",
+            "-r",
+            "-q",
+            "1",
+        ]);
+        assert!(retained.status.success(), "{}", text(&retained.stderr));
         let mut sub = cli()
-            .args(["sub", "-h", "localhost", "-p", &port, "--cafile", ca, "-t", "cli/#", "-C", "1"])
+            .args(["sub", "-h", "localhost", "-p", &port, "--cafile", ca, "-t", "cli/#", "-C", "2"])
             .args(["-q", "1", "-v"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // The subscriber is ready once the broker logged its SUBSCRIBE.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !broker.log().contains("cli/#") {
-            assert!(Instant::now() < deadline, "subscriber never subscribed: {}", broker.log());
-            assert!(sub.try_wait().unwrap().is_none(), "subscriber exited early");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let stdout = sub.stdout.take().unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        assert_eq!(lines.next().unwrap().unwrap(), "cli/ready ready");
         let published = run(&pub_args(&port, &["--cafile", ca, "-q", "1"]));
         assert!(published.status.success(), "{}", text(&published.stderr));
+        assert_eq!(lines.next().unwrap().unwrap(), "cli/tls hi");
         let output = finish(sub);
         assert!(output.status.success(), "{}", text(&output.stderr));
-        assert_eq!(text(&output.stdout), "cli/tls hi\n");
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! TLS test support: a PKI generated at run time with the `openssl`
-//! command, an OS RNG and a system clock for embedded-tls, and Mosquitto
-//! TLS listener configuration.
+//! command, the host examples' OS RNG and system clock for embedded-tls,
+//! and Mosquitto TLS listener configuration.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use umqtt::tls::{self, TlsClock};
+use umqtt::tls;
 
 /// Certificates and keys in one directory, generated once per test binary.
 pub struct Pki {
@@ -164,32 +164,8 @@ pub fn have_openssl(test: &str) -> bool {
     ok
 }
 
-/// The operating system's RNG as a rand_core 0.6 `CryptoRng`.
-pub struct OsRng;
-
-impl rand_core::RngCore for OsRng {
-    fn next_u32(&mut self) -> u32 {
-        rand_core::impls::next_u32_via_fill(self)
-    }
-    fn next_u64(&mut self) -> u64 {
-        rand_core::impls::next_u64_via_fill(self)
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        getrandom::fill(dest).expect("OS RNG");
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-
-impl rand_core::CryptoRng for OsRng {}
-
-/// Unix time from the host clock.
-pub struct SystemClock;
-
-impl TlsClock for SystemClock {
-    fn now() -> Option<u64> {
-        Some(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs())
-    }
-}
+// The OS RNG and the system clock are the host examples' own.
+#[path = "../../examples/tls_open/mod.rs"]
+mod tls_open;
+#[allow(unused_imports, reason = "not every TLS test binary uses both")]
+pub use tls_open::{OsRng, SystemClock};
