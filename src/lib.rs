@@ -11,7 +11,9 @@
 //!   takes every protocol decision, driven by plain function calls;
 //! - [`Client`]: the async client over any `embedded-io-async` transport,
 //!   with the small API of MicroPython's `umqtt.simple`, a thin driver of
-//!   the engine.
+//!   the engine;
+//! - [`blocking::Client`]: the same API without an executor, over any
+//!   `embedded-io` transport, with a caller-supplied clock.
 //!
 //! ```
 //! use umqtt::packet::{self, Packet};
@@ -33,6 +35,7 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod blocking;
 mod client;
 pub mod engine;
 mod fmt;

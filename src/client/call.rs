@@ -10,7 +10,7 @@ use embassy_time::Instant;
 use super::{Connected, ReturnCodes};
 use crate::engine::{Engine, EngineError, Event};
 use crate::packet::SubscribeReturnCode;
-use crate::packet::{Malformed, PacketId, QoS, SubscribeTopic};
+use crate::packet::{Malformed, PacketId, Publish, QoS, SubscribeTopic};
 use crate::{Error, State};
 
 /// A packet a call sends.
@@ -288,6 +288,52 @@ impl<'a> Call<'a> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }))
+    }
+}
+
+/// What a driver must do next for a call.
+pub(crate) enum Step {
+    /// Write (or flush) what [`Engine::poll_transmit`] gives.
+    Transmit,
+    /// Read as [`Wake`] says (never [`Wake::Now`]).
+    Read(Wake),
+    /// The call is over.
+    Done(Output),
+}
+
+/// Everything a driver does for `call` between two I/O operations, at
+/// `now`: queue, handle the packets received (messages go to `handler`),
+/// run the timers. The one place both drivers share.
+pub(crate) fn step(
+    engine: &mut Engine<'_>,
+    call: &mut Call<'_>,
+    now: Instant,
+    handler: &mut dyn FnMut(&Publish<'_>),
+) -> Result<Step, EngineError> {
+    loop {
+        if engine.poll_transmit().is_some() {
+            return Ok(Step::Transmit);
+        }
+        if let Some(output) = call.advance(engine, now)? {
+            return Ok(Step::Done(output));
+        }
+        if engine.poll_transmit().is_some() {
+            continue;
+        }
+        if let Some(event) = engine.poll(now)? {
+            if let Event::Message(publish) = &event {
+                handler(publish);
+            }
+            call.on_event(&event);
+            continue;
+        }
+        if call.unblock() {
+            continue;
+        }
+        match call.wake(engine, now)? {
+            Wake::Now => {}
+            wake => return Ok(Step::Read(wake)),
+        }
     }
 }
 

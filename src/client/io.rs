@@ -14,9 +14,9 @@ use core::task::Poll;
 use embassy_time::{Instant, with_deadline};
 use embedded_io_async::{Read, Write};
 
-use super::call::{Call, Output, Wake};
+use super::call::{self, Call, Output, Step, Wake};
 use super::{Client, Error, State};
-use crate::engine::{Event, Transmit};
+use crate::engine::Transmit;
 use crate::packet;
 
 /// Polls `fut` once: its output if ready, `None` (and `fut` dropped) if not.
@@ -43,47 +43,29 @@ where
     /// Runs `call` to its end: the one loop every method goes through.
     pub(super) async fn run(&mut self, call: &mut Call<'_>) -> Result<Output, Error<T::Error>> {
         loop {
-            if let Some(transmit) = self.engine.poll_transmit() {
-                let result = match transmit {
-                    Transmit::Write(bytes) => self.transport.write(bytes).await,
-                    Transmit::Flush => self.transport.flush().await.map(|()| 0),
-                };
-                self.wrote(result)?;
-                continue;
-            }
             let now = Instant::now();
-            if let Some(output) = call.advance(&mut self.engine, now).map_err(Error::widen)? {
-                return Ok(output);
-            }
-            if self.engine.poll_transmit().is_some() {
-                continue;
-            }
-            match self.engine.poll(now).map_err(Error::widen)? {
-                Some(event) => {
-                    if let Event::Message(publish) = &event {
-                        (self.handler)(publish);
-                    }
-                    call.on_event(&event);
-                    continue;
+            match call::step(&mut self.engine, call, now, &mut self.handler)
+                .map_err(Error::widen)?
+            {
+                Step::Done(output) => return Ok(output),
+                Step::Transmit => {
+                    let result = match self.engine.poll_transmit() {
+                        Some(Transmit::Write(bytes)) => self.transport.write(bytes).await,
+                        _ => self.transport.flush().await.map(|()| 0),
+                    };
+                    self.wrote(result)?;
                 }
-                None => {}
-            }
-            if call.unblock() {
-                continue;
-            }
-            match call.wake(&mut self.engine, now).map_err(Error::widen)? {
-                Wake::Now => {}
-                Wake::IfReady => match poll_once(self.fill()).await {
+                Step::Read(Wake::IfReady) => match poll_once(self.fill()).await {
                     None => return Ok(Output::Delivered(false)),
                     Some(filled) => filled?,
                 },
-                Wake::At(None) => self.fill().await?,
-                // On expiry the loop runs the timers again.
-                Wake::At(Some(at)) => {
+                Step::Read(Wake::At(Some(at))) => {
+                    // On expiry the next step runs the timers again.
                     if let Ok(filled) = with_deadline(at, self.fill()).await {
                         filled?;
                     }
                 }
+                Step::Read(_) => self.fill().await?,
             }
         }
     }
