@@ -692,3 +692,48 @@ fn cancel_reconnect_during_qos2_resend_then_reconnect_resends_pubrel_and_publish
     }
     panic!("reconnect never finished");
 }
+
+/// Regression: a CONNACK without session present (the broker lost or never
+/// had the session, although `clean_session` was false) means no PUBREL
+/// will come for the ids the slots hold; they must be forgotten, or a new
+/// message of the new session reusing such an id would be taken for a
+/// redelivery and lost.
+#[test]
+fn connack_without_session_present_forgets_ids_awaiting_pubrel() {
+    let mut mock = MockTransport::new()
+        .expect(&connect(&persistent()))
+        .send(&connack(false))
+        .send(&publish2("in", b"new", 5, false))
+        .expect(&pubrec(5));
+    let (mut rx, mut tx, mut slots) = ([0u8; 64], [0u8; 64], [5u16, 6]);
+    let (got, handler) = recorder();
+    let mut client = Client::new(&mut mock, &mut rx, &mut tx, handler).receive_qos2(&mut slots);
+    let connected = drive(client.connect(&persistent())).unwrap();
+    assert!(!connected.session_present);
+    drive(client.wait_msg()).unwrap();
+    drop(client);
+    mock.assert_done();
+    assert_eq!(got.topics(), ["in"], "the new message is delivered");
+    assert_eq!(slots, [5, 0]);
+}
+
+/// With the session present, the slots are kept: a redelivery after the
+/// reconnect is recognised.
+#[test]
+fn connack_with_session_present_keeps_ids_awaiting_pubrel() {
+    let mut mock = MockTransport::new()
+        .expect(&connect(&persistent()))
+        .send(&connack(true))
+        .send(&publish2("in", b"old", 5, true))
+        .expect(&pubrec(5))
+        .send(&publish("after", b"", None, false));
+    let (mut rx, mut tx, mut slots) = ([0u8; 64], [0u8; 64], [5u16, 6]);
+    let (got, handler) = recorder();
+    let mut client = Client::new(&mut mock, &mut rx, &mut tx, handler).receive_qos2(&mut slots);
+    drive(client.connect(&persistent())).unwrap();
+    drive(client.wait_msg()).unwrap();
+    drop(client);
+    mock.assert_done();
+    assert_eq!(got.topics(), ["after"]);
+    assert_eq!(slots, [5, 6]);
+}
