@@ -186,15 +186,15 @@ impl Drop for LineReader {
 
 // ---- the fault proxy ----
 
-/// Where in the QoS 2 flow the proxy cuts the connection.
+/// After which packet of the QoS 2 flow the proxy cuts the connection.
 #[derive(Debug, Clone, Copy)]
 enum Cut {
     /// The PUBLISH arrived; its PUBREC is lost.
-    AfterPublish,
+    Publish,
     /// PUBLISH and PUBREC arrived; the PUBREL is lost.
-    AfterPubRec,
+    PubRec,
     /// PUBLISH, PUBREC and PUBREL arrived; the PUBCOMP is lost.
-    AfterPubRel,
+    PubRel,
 }
 
 const TOPIC: &str = "q2/cut";
@@ -211,9 +211,9 @@ fn arm(proxy: &Proxy, cut: Cut, behind_is_sender: bool) {
     let (towards_receiver, towards_sender) =
         if behind_is_sender { (Dir::Up, Dir::Down) } else { (Dir::Down, Dir::Up) };
     match cut {
-        Cut::AfterPublish => proxy.kill_after(towards_sender, 0),
-        Cut::AfterPubRec => proxy.kill_after(towards_receiver, PUBLISH_LEN),
-        Cut::AfterPubRel => proxy.kill_after(towards_sender, 4),
+        Cut::Publish => proxy.kill_after(towards_sender, 0),
+        Cut::PubRec => proxy.kill_after(towards_receiver, PUBLISH_LEN),
+        Cut::PubRel => proxy.kill_after(towards_sender, 4),
     }
 }
 
@@ -262,9 +262,9 @@ async fn publisher_cut(cut: Cut) {
     // while it had not answered it, the PUBREL again after a cut PUBREC
     // answer or a lost PUBCOMP.
     let (dup_publish, pubrel) = match cut {
-        Cut::AfterPublish => (1, 1),
-        Cut::AfterPubRec => (0, 1),
-        Cut::AfterPubRel => (0, 2),
+        Cut::Publish => (1, 1),
+        Cut::PubRec => (0, 1),
+        Cut::PubRel => (0, 2),
     };
     let log = broker.log();
     let count = |needle: &str| log.matches(needle).count();
@@ -324,8 +324,8 @@ async fn subscriber_cut(cut: Cut) {
     // PUBLISH (DUP=1) whose PUBREC it lacked, else the PUBREL (for the
     // first message; the second gets one PUBREL).
     let (dup_publish, pubrel) = match cut {
-        Cut::AfterPublish => (1, 2),
-        Cut::AfterPubRec | Cut::AfterPubRel => (0, 3),
+        Cut::Publish => (1, 2),
+        Cut::PubRec | Cut::PubRel => (0, 3),
     };
     let log = broker.log();
     let count = |needle: &str| log.matches(needle).count();
@@ -335,30 +335,30 @@ async fn subscriber_cut(cut: Cut) {
 
 #[tokio::test]
 async fn mqtt_4_3_3_publisher_cut_after_publish_delivers_exactly_once() {
-    publisher_cut(Cut::AfterPublish).await;
+    publisher_cut(Cut::Publish).await;
 }
 
 #[tokio::test]
 async fn mqtt_4_3_3_publisher_cut_after_pubrec_delivers_exactly_once() {
-    publisher_cut(Cut::AfterPubRec).await;
+    publisher_cut(Cut::PubRec).await;
 }
 
 #[tokio::test]
 async fn mqtt_4_3_3_publisher_cut_after_pubrel_delivers_exactly_once() {
-    publisher_cut(Cut::AfterPubRel).await;
+    publisher_cut(Cut::PubRel).await;
 }
 
 #[tokio::test]
 async fn mqtt_4_3_3_2_subscriber_cut_after_publish_delivers_exactly_once() {
-    subscriber_cut(Cut::AfterPublish).await;
+    subscriber_cut(Cut::Publish).await;
 }
 
 #[tokio::test]
 async fn mqtt_4_3_3_subscriber_cut_after_pubrec_delivers_exactly_once() {
-    subscriber_cut(Cut::AfterPubRec).await;
+    subscriber_cut(Cut::PubRec).await;
 }
 
 #[tokio::test]
 async fn mqtt_4_3_3_subscriber_cut_after_pubrel_delivers_exactly_once() {
-    subscriber_cut(Cut::AfterPubRel).await;
+    subscriber_cut(Cut::PubRel).await;
 }
