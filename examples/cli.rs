@@ -2,10 +2,10 @@
 //! `mosquitto_pub`.
 //!
 //! ```text
-//! cli sub -h HOST -p PORT -t FILTER [-t FILTER...] [-q 0|1] [-C COUNT] [-i ID]
+//! cli sub -h HOST -p PORT -t FILTER [-t FILTER...] [-q 0|1|2] [-C COUNT] [-i ID]
 //!         [-k KEEPALIVE] [-c] [-u USER -P PASS] [-v] [-V 31|311]
 //!         [--will-topic T --will-payload P --will-qos Q --will-retain]
-//! cli pub -h HOST -p PORT -t TOPIC -m MSG [-q 0|1] [-r] [-i ID] [-k KEEPALIVE]
+//! cli pub -h HOST -p PORT -t TOPIC -m MSG [-q 0|1|2] [-r] [-i ID] [-k KEEPALIVE]
 //!         [-u USER -P PASS] [-V 31|311] [--repeat N] [--interval-ms MS]
 //! ```
 //!
@@ -14,6 +14,11 @@
 //! session (clean session false, needs `-i`). `pub` publishes MSG, REPEAT
 //! times (default 1) INTERVAL_MS apart, then disconnects. Any error prints
 //! one line `error: ...` on stderr and exits 1.
+//!
+//! `-q 2` is QoS 2: `pub` returns once the PUBCOMP arrived; `sub` subscribes
+//! at QoS 2 and receives exactly once (`Client::receive_qos2`). The ids of
+//! QoS 2 messages awaiting PUBREL live in the process, so with `-c` a
+//! message the broker redelivers after `sub` was restarted may print twice.
 
 mod tls_open;
 
@@ -30,10 +35,10 @@ use umqtt::{
 };
 
 const USAGE: &str = "usage:
-  cli sub -h HOST -p PORT -t FILTER [-t FILTER...] [-q 0|1] [-C COUNT] [-i ID] [-k KEEPALIVE]
+  cli sub -h HOST -p PORT -t FILTER [-t FILTER...] [-q 0|1|2] [-C COUNT] [-i ID] [-k KEEPALIVE]
           [-c] [-u USER -P PASS] [-v] [-V 31|311]
           [--will-topic T --will-payload P --will-qos Q --will-retain]
-  cli pub -h HOST -p PORT -t TOPIC -m MSG [-q 0|1] [-r] [-i ID] [-k KEEPALIVE]
+  cli pub -h HOST -p PORT -t TOPIC -m MSG [-q 0|1|2] [-r] [-i ID] [-k KEEPALIVE]
           [-u USER -P PASS] [-V 31|311] [--repeat N] [--interval-ms MS]
   TLS (build with --features tls): --cafile FILE [--cert FILE --key FILE]
           [--tls-server-name NAME (default: the host)] [--insecure]; -p defaults to 8883";
@@ -85,7 +90,8 @@ fn qos(flag: &str, value: &str) -> Result<QoS, String> {
     match value {
         "0" => Ok(QoS::AtMostOnce),
         "1" => Ok(QoS::AtLeastOnce),
-        _ => Err(format!("{flag}: QoS must be 0 or 1, not {value:?}")),
+        "2" => Ok(QoS::ExactlyOnce),
+        _ => Err(format!("{flag}: QoS must be 0, 1 or 2, not {value:?}")),
     }
 }
 
@@ -228,7 +234,10 @@ where
     let stdout_closed = Rc::new(Cell::new(false));
     let (seen, closed) = (received.clone(), stdout_closed.clone());
     let (limit, verbose) = (args.count.unwrap_or(u64::MAX), args.verbose);
-    let mut client = Client::new(transport, &mut rx, &mut tx, move |m: &Publish<'_>| {
+    // Ids of QoS 2 messages delivered and awaiting PUBREL: one per message
+    // the broker may have in flight to us (Mosquitto's default is 20).
+    let mut slots = vec![0u16; 64];
+    let client = Client::new(transport, &mut rx, &mut tx, move |m: &Publish<'_>| {
         if seen.get() >= limit {
             return;
         }
@@ -240,6 +249,8 @@ where
             closed.set(true);
         }
     });
+    let mut client =
+        if args.qos == QoS::ExactlyOnce { client.receive_qos2(&mut slots) } else { client };
     let default_id = format!("umqtt-sub-{}", std::process::id());
     client.connect(&args.connection.options(&default_id)).await.map_err(context("connect"))?;
     let topics: Vec<_> =

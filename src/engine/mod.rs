@@ -420,7 +420,8 @@ impl<'b> Engine<'b> {
     /// CONNECT. With `clean_session` the stored messages and the inbound
     /// QoS 2 state are discarded `[MQTT-3.1.2-6]` (counted by
     /// [`discarded`](Self::discarded)); without it they are resent after
-    /// CONNACK.
+    /// CONNACK. A CONNACK without session present forgets the inbound QoS 2
+    /// state all the same: the broker will send no PUBREL for it.
     pub fn connect(&mut self, opts: &ConnectOptions<'_>, now: Instant) -> Result<(), EngineError> {
         self.rx.start = 0;
         self.rx.end = 0;
@@ -690,6 +691,11 @@ impl<'b> Engine<'b> {
                 return Err(fail(phase, Error::Refused(ack.code)));
             }
             self.session_present = ack.session_present;
+            if !ack.session_present {
+                // The broker has no session: no PUBREL comes for the ids
+                // awaiting one, and its new messages may reuse them.
+                self.awaiting_release.clear();
+            }
             self.keep_alive.restart(now);
             let outbox = self.tx.outbox;
             if outbox.is_empty() {
