@@ -317,10 +317,12 @@ impl<'b> Engine<'b> {
     /// QoS 2 messages delivered and awaiting PUBREL (0: a free slot), so a
     /// redelivered PUBLISH is acknowledged without being delivered twice.
     /// One slot per QoS 2 message the broker may have in flight to this
-    /// client at once (Mosquitto's default `max_inflight_messages` is 20);
-    /// when all are taken the connection fails with
-    /// [`Error::ReceiveSlotsFull`] and the broker redelivers after the
-    /// reconnect. Pass the same slots to the next engine of the session
+    /// client at once. Brokers bound it (Mosquitto's
+    /// `max_inflight_messages`, default 20), but after reconnects Mosquitto
+    /// 2.0.11 was seen with up to 71 awaiting PUBREC, so give more than the
+    /// bound. When all are taken the connection fails with
+    /// [`Error::ReceiveSlotsFull`]; nothing is lost, the broker redelivers
+    /// after the reconnect. Pass the same slots to the next engine of the session
     /// (they hold its state); zero them for a new session.
     pub fn receive_qos2(&mut self, slots: &'b mut [u16]) {
         self.awaiting_release = AwaitingRelease::new(slots);
