@@ -239,7 +239,9 @@ fn rfc6455_4_1_an_extension_not_requested_fails() {
 
 #[test]
 fn handshake_a_response_that_is_not_http_fails_as_malformed() {
-    for response in [&b"SSH-2.0-OpenSSH\r\n\r\n"[..], b"HTTP/1.1 1O1 x\r\n\r\n", b"\xff\xfe\r\n\r\n"] {
+    for response in
+        [&b"SSH-2.0-OpenSSH\r\n\r\n"[..], b"HTTP/1.1 1O1 x\r\n\r\n", b"\xff\xfe\r\n\r\n"]
+    {
         assert_eq!(
             handshake_error(response),
             Err(ws::Error::Handshake(HandshakeError::MalformedResponse))
@@ -323,7 +325,8 @@ fn rfc6455_4_1_the_handshake_reads_no_byte_past_the_response_head() {
 #[test]
 fn rfc6455_5_1_client_frames_are_masked_binary_frames_each_with_a_fresh_key() {
     let mut masks = Masks::new();
-    let (first, second) = (masks.frame(0x2, b"\x10\x0cconnect-bytes"), masks.frame(0x2, b"\xc0\x00"));
+    let (first, second) =
+        (masks.frame(0x2, b"\x10\x0cconnect-bytes"), masks.frame(0x2, b"\xc0\x00"));
     assert_ne!(first[2..6], second[2..6], "a fresh masking key per frame");
     let mut mock = handshaken().expect(&first).expect(&second);
     let mut tx = [0u8; 512];
@@ -360,7 +363,10 @@ fn rfc6455_5_1_a_masked_server_frame_fails() {
 
 #[test]
 fn mqtt_6_0_0_1_a_text_frame_fails() {
-    assert_eq!(read_after(&server_frame(0x81, b"hi"), 2), Err(ws::Error::Frame(FrameError::TextFrame)));
+    assert_eq!(
+        read_after(&server_frame(0x81, b"hi"), 2),
+        Err(ws::Error::Frame(FrameError::TextFrame))
+    );
 }
 
 #[test]

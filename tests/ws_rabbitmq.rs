@@ -17,7 +17,6 @@ mod broker_support;
 mod common;
 mod tls_common;
 
-
 use broker_support::{Inbox, WAIT, silent};
 use common::external::RabbitMq;
 use common::{Tcp, free_port, tcp};
@@ -114,7 +113,10 @@ async fn ws_the_will_is_published_when_the_connection_drops(node: &Node) {
     watcher.connect(&opts("ws-will-watch")).await.unwrap();
     watcher.subscribe(topic, QoS::AtLeastOnce).await.unwrap();
     let mut dying = Client::new(open_ws(node, &mut w2).await, &mut rx2, &mut tx2, silent);
-    dying.connect(&opts("ws-will-dying").will(topic, b"gone", QoS::AtLeastOnce, false)).await.unwrap();
+    dying
+        .connect(&opts("ws-will-dying").will(topic, b"gone", QoS::AtLeastOnce, false))
+        .await
+        .unwrap();
     dying.ping().await.unwrap();
     drop(dying); // TCP closes: no DISCONNECT, no close frame
     receive(&mut watcher, &inbox, 1).await;
@@ -140,8 +142,12 @@ async fn ws_1000_qos1_messages_arrive_in_order(node: &Node) {
     receive(&mut sub, &inbox, N).await;
     let got = inbox.payloads();
     let want: Vec<Vec<u8>> = (0..N).map(|i| format!("m{i}").into_bytes()).collect();
-    assert!(got == want, "{} messages, first differing at {:?}", got.len(),
-        got.iter().zip(&want).position(|(a, b)| a != b));
+    assert!(
+        got == want,
+        "{} messages, first differing at {:?}",
+        got.len(),
+        got.iter().zip(&want).position(|(a, b)| a != b)
+    );
 }
 
 async fn ws_close_is_answered_by_the_broker(node: &Node) {
@@ -170,7 +176,13 @@ async fn wss_round_trip_with_a_generated_ca(node: &Node) {
     let mut read_record = vec![0u8; READ_RECORD_BUFFER];
     let mut write_record = vec![0u8; BUF + FRAME_OVERHEAD + TLS_RECORD_OVERHEAD];
     let options = TlsOptions::new("localhost", &node.ca_der);
-    let tls = tls::connect(tcp(node.wss_port).await, &mut read_record, &mut write_record, &options, OsRng);
+    let tls = tls::connect(
+        tcp(node.wss_port).await,
+        &mut read_record,
+        &mut write_record,
+        &options,
+        OsRng,
+    );
     let tls: TlsStream<'_, Tcp> =
         tokio::time::timeout(WAIT, tls).await.expect("TLS in time").expect("TLS handshake");
     let mut w = [0u8; BUF + FRAME_OVERHEAD];

@@ -51,10 +51,14 @@ impl fmt::Display for HandshakeError {
             Self::ConnectionClosed => f.write_str("server closed during the WebSocket handshake"),
             Self::MalformedResponse => f.write_str("malformed HTTP response to the upgrade"),
             Self::Status(code) => write!(f, "server refused the WebSocket upgrade: HTTP {code}"),
-            Self::NotUpgraded => f.write_str("response lacks Upgrade: websocket / Connection: Upgrade"),
+            Self::NotUpgraded => {
+                f.write_str("response lacks Upgrade: websocket / Connection: Upgrade")
+            }
             Self::AcceptMismatch => f.write_str("wrong or missing Sec-WebSocket-Accept"),
             Self::SubprotocolMissing => f.write_str("server did not select subprotocol mqtt"),
-            Self::SubprotocolMismatch => f.write_str("server selected a subprotocol other than mqtt"),
+            Self::SubprotocolMismatch => {
+                f.write_str("server selected a subprotocol other than mqtt")
+            }
             Self::UnrequestedExtension => f.write_str("server enabled an extension not requested"),
         }
     }

@@ -35,8 +35,7 @@ fn accept(key: &Key) -> Accept {
 /// Standard base64 with padding (RFC 4648 §4) of `input` into `out`,
 /// which must be `4 * ceil(len / 3)` bytes.
 fn base64(input: &[u8], out: &mut [u8]) {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let symbol = |bits: u32| ALPHABET.get((bits & 0x3f) as usize).copied().unwrap_or(b'=');
     for (chunk, quad) in input.chunks(3).zip(out.chunks_mut(4)) {
         let bytes = [0, 1, 2].map(|i| chunk.get(i).copied().unwrap_or(0));
@@ -85,9 +84,15 @@ pub(super) fn write_request(
 ) -> Result<usize, HandshakeError> {
     let tokens = [options.host, options.path];
     let headers_ok = options.headers.iter().all(|(name, value)| {
-        !name.is_empty() && !name.contains([':', ' ', '\t']) && is_field_text(name) && is_field_text(value)
+        !name.is_empty()
+            && !name.contains([':', ' ', '\t'])
+            && is_field_text(name)
+            && is_field_text(value)
     });
-    if !options.path.starts_with('/') || !tokens.iter().all(|t| is_field_text(t) && !t.contains(' ')) || !headers_ok {
+    if !options.path.starts_with('/')
+        || !tokens.iter().all(|t| is_field_text(t) && !t.contains(' '))
+        || !headers_ok
+    {
         return Err(HandshakeError::InvalidRequest);
     }
     let mut out = Out { buf, len: 0, needed: 0 };
@@ -144,8 +149,9 @@ pub(super) fn check_response(head: &[u8], key: &Key) -> Result<(), HandshakeErro
         let (name, value) = line.split_once(':').ok_or(HandshakeError::MalformedResponse)?;
         let value = value.trim_matches([' ', '\t']);
         let is = |wanted: &str| name.eq_ignore_ascii_case(wanted);
-        let has_token =
-            |wanted: &str| value.split(',').any(|t| t.trim_matches([' ', '\t']).eq_ignore_ascii_case(wanted));
+        let has_token = |wanted: &str| {
+            value.split(',').any(|t| t.trim_matches([' ', '\t']).eq_ignore_ascii_case(wanted))
+        };
         if is("upgrade") {
             upgrade |= value.eq_ignore_ascii_case("websocket");
         } else if is("connection") {

@@ -128,7 +128,8 @@ impl<T: Read + Write, R: RngCore> WsStream<'_, T, R> {
         if !self.close_sent {
             self.drain().await?;
             let mask = self.mask();
-            let len = frame::write_client_header(CLOSE, 2, mask, self.tx).ok_or(Error::WriteZero)?;
+            let len =
+                frame::write_client_header(CLOSE, 2, mask, self.tx).ok_or(Error::WriteZero)?;
             let payload = self.tx.get_mut(len..len + 2).ok_or(Error::WriteZero)?;
             payload.copy_from_slice(&code.to_be_bytes());
             frame::apply_mask(payload, mask);
@@ -290,7 +291,8 @@ impl<T: Read + Write, R: RngCore> Read for WsStream<'_, T, R> {
                     };
                     let need = start.map_or(2, Start::header_len);
                     if let (Some(start), true) = (start, have >= need) {
-                        let len = start.payload_len(self.header.get(2..need).unwrap_or_default())?;
+                        let len =
+                            start.payload_len(self.header.get(2..need).unwrap_or_default())?;
                         self.begin_frame(start, len)?;
                         continue;
                     }
@@ -337,7 +339,8 @@ impl<T: Read + Write, R: RngCore> Write for WsStream<'_, T, R> {
         }
         let n = payload_fit(self.tx.len(), buf.len());
         let mask = self.mask();
-        let header = frame::write_client_header(BINARY, n, mask, self.tx).ok_or(Error::WriteZero)?;
+        let header =
+            frame::write_client_header(BINARY, n, mask, self.tx).ok_or(Error::WriteZero)?;
         let payload = self.tx.get_mut(header..header + n).ok_or(Error::WriteZero)?;
         payload.copy_from_slice(buf.get(..n).ok_or(Error::WriteZero)?);
         frame::apply_mask(payload, mask);
