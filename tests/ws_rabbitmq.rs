@@ -17,6 +17,8 @@ mod broker_support;
 mod common;
 mod tls_common;
 
+use std::process::{Command, Stdio};
+
 use broker_support::{Inbox, WAIT, silent};
 use common::external::RabbitMq;
 use common::{Tcp, free_port, tcp};
@@ -171,6 +173,55 @@ async fn ws_a_wrong_path_is_refused_with_404(node: &Node) {
     );
 }
 
+/// Builds the `cli` example with this test's features (a no-op after
+/// `cargo test`, and tests/cli.rs builds it the same way) and returns
+/// its path.
+fn cli() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_owned();
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build.args(["build", "--quiet", "--example", "cli", "--features", "tls,ws"]);
+    build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CARGO_TARGET_DIR", profile_dir.parent().unwrap());
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    assert!(build.status().expect("run cargo build --example cli").success());
+    profile_dir.join("examples").join(format!("cli{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Runs the CLI to completion, bounded by [`WAIT`]; its stdout.
+fn run_cli(cli: &std::path::Path, args: &[&str]) -> String {
+    let mut command = Command::new(cli);
+    command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = command.spawn().expect("start cli");
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    let Ok(out) = finished.recv_timeout(WAIT) else {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        panic!("cli {args:?} did not exit within {WAIT:?}");
+    };
+    let out = out.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cli {args:?} failed: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn cli_publishes_over_ws_and_subscribes_over_wss(node: &Node) {
+    let cli = cli();
+    let (ws_port, wss_port) = (node.ws_port.to_string(), node.wss_port.to_string());
+    let ca = pki().path("ca.pem");
+    let topic = "ws/cli";
+    let ws = ["-h", "127.0.0.1", "-p", &ws_port, "--ws", PATH];
+    run_cli(&cli, &[&["pub"][..], &ws, &["-t", topic, "-m", "over ws", "-q", "1", "-r"]].concat());
+    let wss = ["-h", "localhost", "-p", &wss_port, "--ws", PATH, "--cafile", ca.to_str().unwrap()];
+    let got = run_cli(&cli, &[&["sub"][..], &wss, &["-t", topic, "-C", "1", "-v"]].concat());
+    assert_eq!(got, "ws/cli over ws\n");
+    run_cli(&cli, &[&["pub"][..], &ws, &["-t", topic, "-m", "", "-r"]].concat()); // clear
+}
+
 async fn wss_round_trip_with_a_generated_ca(node: &Node) {
     let topic = "wss/round-trip";
     let mut read_record = vec![0u8; READ_RECORD_BUFFER];
@@ -244,5 +295,6 @@ fn mqtt_over_websocket_against_rabbitmq_web_mqtt() {
         ws_close_is_answered_by_the_broker(&node).await;
         ws_a_wrong_path_is_refused_with_404(&node).await;
         wss_round_trip_with_a_generated_ca(&node).await;
+        cli_publishes_over_ws_and_subscribes_over_wss(&node);
     });
 }
