@@ -1,15 +1,14 @@
 //! The opening handshake (RFC 6455 §4.1), sans-I/O: the HTTP/1.1 Upgrade
 //! request, and the checks of the server's response.
 
-use sha1::{Digest, Sha1};
-
+use super::sha1::sha1;
 use super::{HandshakeError, WsOptions};
 
 /// The GUID the server appends to the key (§1.3).
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// The subprotocol MQTT 3.1.1 §6 registers.
-const SUBPROTOCOL: &str = "mqtt";
+const SUBPROTOCOL: &[u8] = b"mqtt";
 
 /// `Sec-WebSocket-Key`: 16 random bytes in base64.
 pub(super) type Key = [u8; 24];
@@ -26,7 +25,7 @@ pub(super) fn key(nonce: &[u8; 16]) -> Key {
 
 /// The `Sec-WebSocket-Accept` value the server must send for `key`.
 fn accept(key: &Key) -> Accept {
-    let digest = Sha1::new().chain_update(key).chain_update(GUID).finalize();
+    let digest = sha1(&[key, GUID]);
     let mut accept = [0; 28];
     base64(&digest, &mut accept);
     accept
@@ -129,15 +128,18 @@ pub(super) fn head_remaining(received: &[u8]) -> usize {
 }
 
 /// Checks the server's response head (status line and headers, through
-/// the blank line) to the request sent with `key`.
+/// the blank line) to the request sent with `key`. Compares bytes (no
+/// UTF-8 decoding); lines may end in LF alone.
 pub(super) fn check_response(head: &[u8], key: &Key) -> Result<(), HandshakeError> {
-    let head = core::str::from_utf8(head).map_err(|_| HandshakeError::MalformedResponse)?;
-    let mut lines = head.split("\r\n");
+    let mut lines = head.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let status = lines.next().unwrap_or_default();
-    let mut parts = status.splitn(3, ' ');
-    let (version, code) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    let code: u16 = match (version, code.len(), code.parse()) {
-        ("HTTP/1.1", 3, Ok(code)) => code,
+    let code = match status.strip_prefix(b"HTTP/1.1 ") {
+        Some(&[a, b, c, ref rest @ ..])
+            if [a, b, c].iter().all(u8::is_ascii_digit)
+                && rest.first().is_none_or(|&s| s == b' ') =>
+        {
+            [a, b, c].iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'))
+        }
         _ => return Err(HandshakeError::MalformedResponse),
     };
     if code != 101 {
@@ -146,24 +148,25 @@ pub(super) fn check_response(head: &[u8], key: &Key) -> Result<(), HandshakeErro
     let (mut upgrade, mut connection, mut accepted, mut protocol) = (false, false, false, None);
     let expected = accept(key);
     for line in lines.take_while(|l| !l.is_empty()) {
-        let (name, value) = line.split_once(':').ok_or(HandshakeError::MalformedResponse)?;
-        let value = value.trim_matches([' ', '\t']);
-        let is = |wanted: &str| name.eq_ignore_ascii_case(wanted);
-        let has_token = |wanted: &str| {
-            value.split(',').any(|t| t.trim_matches([' ', '\t']).eq_ignore_ascii_case(wanted))
-        };
-        if is("upgrade") {
-            upgrade |= value.eq_ignore_ascii_case("websocket");
-        } else if is("connection") {
-            connection |= has_token("upgrade");
-        } else if is("sec-websocket-accept") {
-            if value.as_bytes() != expected {
+        let colon =
+            line.iter().position(|&b| b == b':').ok_or(HandshakeError::MalformedResponse)?;
+        let (name, value) = line.split_at(colon);
+        let value = value.get(1..).unwrap_or_default().trim_ascii();
+        let is = |wanted: &[u8]| name.eq_ignore_ascii_case(wanted);
+        if is(b"upgrade") {
+            upgrade |= value.eq_ignore_ascii_case(b"websocket");
+        } else if is(b"connection") {
+            connection |= value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+        } else if is(b"sec-websocket-accept") {
+            if value != expected {
                 return Err(HandshakeError::AcceptMismatch);
             }
             accepted = true;
-        } else if is("sec-websocket-protocol") {
+        } else if is(b"sec-websocket-protocol") {
             protocol = Some(value == SUBPROTOCOL);
-        } else if is("sec-websocket-extensions") {
+        } else if is(b"sec-websocket-extensions") {
             return Err(HandshakeError::UnrequestedExtension);
         }
     }

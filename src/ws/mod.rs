@@ -35,6 +35,7 @@
 mod error;
 mod frame;
 mod handshake;
+mod sha1;
 mod stream;
 
 use embedded_io_async::{Read, Write};
