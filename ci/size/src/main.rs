@@ -288,7 +288,18 @@ mod ws {
         let mut ws_tx = [0u8; 512 + FRAME_OVERHEAD];
         let options = WsOptions::new(black_box("broker.example.com:8083"), black_box("/mqtt"));
         let opts = ConnectOptions::new(black_box("board-1")).keep_alive_secs(black_box(60));
-        match poll_output(ws::connect(Wire, &mut ws_tx, &options, Rng)) {
+        let connect = ws::connect(Wire, &mut ws_tx, &options, Rng);
+        #[cfg(feature = "report")]
+        {
+            use cortex_m_semihosting::hprintln;
+            hprintln!("size_of ws-handshake {}", core::mem::size_of_val(&connect));
+            hprintln!(
+                "size_of WsStream {} (+ {} frame buffer)",
+                core::mem::size_of::<ws::WsStream<'static, Wire, Rng>>(),
+                512 + FRAME_OVERHEAD
+            );
+        }
+        match poll_output(connect) {
             Some(Ok(stream)) => {
                 let mut client = Client::new(stream, rx, tx, |m: &Publish<'_>| {
                     black_box(m.payload.len());
