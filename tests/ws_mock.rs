@@ -291,6 +291,38 @@ fn handshake_a_request_larger_than_the_buffer_fails_before_writing() {
     assert!(mock.written().is_empty());
 }
 
+/// A transport whose writes take no byte (an embedded-io contract breach
+/// `write_all` would panic on).
+struct TakesNothing;
+
+impl embedded_io_async::ErrorType for TakesNothing {
+    type Error = MockError;
+}
+
+impl Read for TakesNothing {
+    async fn read(&mut self, _: &mut [u8]) -> Result<usize, MockError> {
+        Ok(0)
+    }
+}
+
+impl Write for TakesNothing {
+    async fn write(&mut self, _: &[u8]) -> Result<usize, MockError> {
+        Ok(0)
+    }
+
+    async fn flush(&mut self) -> Result<(), MockError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn handshake_a_transport_that_takes_no_byte_fails_with_write_zero_not_a_panic() {
+    let mut tx = [0u8; 512];
+    let options = WsOptions::new("broker", "/mqtt");
+    let result = drive(ws::connect(TakesNothing, &mut tx, &options, TestRng(SEED))).map(drop);
+    assert_eq!(result, Err(ws::Error::WriteZero));
+}
+
 #[test]
 fn handshake_cr_lf_in_host_path_or_header_is_refused_before_writing() {
     let injected = [("X-A", "1\r\nX-Injected: 2")];

@@ -59,9 +59,14 @@ struct Out<'a> {
 
 impl Out<'_> {
     fn put(&mut self, bytes: &[u8]) {
-        let end = self.needed.saturating_add(bytes.len());
+        let Some(end) = self.needed.checked_add(bytes.len()) else {
+            self.needed = usize::MAX;
+            return;
+        };
         if let Some(slot) = self.buf.get_mut(self.needed..end) {
-            slot.copy_from_slice(bytes);
+            for (to, from) in slot.iter_mut().zip(bytes) {
+                *to = *from;
+            }
             self.len = end;
         }
         self.needed = end;

@@ -99,7 +99,7 @@ where
     rng.fill_bytes(&mut nonce);
     let key = handshake::key(&nonce);
     let len = handshake::write_request(options, &key, tx)?;
-    transport.write_all(tx.get(..len).unwrap_or_default()).await.map_err(Error::Transport)?;
+    stream::write_out(&mut transport, tx, &mut stream::Pending { start: 0, end: len }).await?;
     transport.flush().await.map_err(Error::Transport)?;
     let mut received = 0;
     loop {

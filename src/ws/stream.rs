@@ -25,9 +25,9 @@ enum Inbound {
 
 /// The part `start..end` of a buffer still to be written.
 #[derive(Debug, Clone, Copy, Default)]
-struct Pending {
-    start: usize,
-    end: usize,
+pub(super) struct Pending {
+    pub start: usize,
+    pub end: usize,
 }
 
 impl Pending {
@@ -229,8 +229,10 @@ impl<T: Read + Write, R: RngCore> WsStream<'_, T, R> {
 }
 
 /// Writes `buf[out.start..out.end]` to `transport`, keeping the progress
-/// in `out` so that a dropped call is resumed.
-async fn write_out<T: Write>(
+/// in `out` so that a dropped call is resumed. Unlike `write_all`, a
+/// transport that takes nothing (or claims more than it was given) is an
+/// error or the end, never a panic.
+pub(super) async fn write_out<T: Write>(
     transport: &mut T,
     buf: &[u8],
     out: &mut Pending,
