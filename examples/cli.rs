@@ -293,7 +293,7 @@ where
             }
         }
         let sent = client.publish(topic, message.as_bytes(), args.qos, args.retain).await;
-        sent.map_err(context("publish"))?;
+        sent.map_err(|e| context("publish")(e.error))?;
     }
     client.disconnect().await.map_err(context("disconnect"))
 }

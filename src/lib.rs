@@ -5,10 +5,13 @@
 //!
 //! - [`packet`]: the zero-copy codec for all 14 control packets, plus
 //!   [`topic`] validation and matching;
-//! - [`session`]: the sans-I/O protocol state (packet identifiers,
-//!   in-flight QoS 1 messages, keepalive), driven by plain function calls;
+//! - [`session`]: the pieces of session state (packet identifiers, the
+//!   outbox of unfinished QoS 1 and 2 messages, keepalive arithmetic);
+//! - [`engine`]: the sans-I/O protocol engine that owns that state and
+//!   takes every protocol decision, driven by plain function calls;
 //! - [`Client`]: the async client over any `embedded-io-async` transport,
-//!   with the small API of MicroPython's `umqtt.simple`.
+//!   with the small API of MicroPython's `umqtt.simple`, a thin driver of
+//!   the engine.
 //!
 //! ```
 //! use umqtt::packet::{self, Packet};
@@ -31,6 +34,7 @@
 extern crate std;
 
 mod client;
+pub mod engine;
 mod fmt;
 #[cfg(feature = "mock")]
 pub mod mock;
@@ -43,9 +47,10 @@ pub mod topic;
 pub mod ws;
 
 pub use client::{
-    Client, ConnectOptions, Error, MAX_SUBSCRIBE_TOPICS, Oversize, ProtocolError, ReturnCodes,
-    Session, State,
+    Client, ConnectOptions, Connected, Error, MAX_SUBSCRIBE_TOPICS, Oversize, ProtocolError,
+    PublishError, ReturnCodes, State,
 };
+pub use engine::Session;
 pub use packet::{ProtocolLevel, Publish, QoS, SubscribeReturnCode, SubscribeTopic};
 
 /// The README's examples, compiled and run by `cargo test --doc`.

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use common::proxy::Proxy;
 use common::{Mosquitto, Tcp, tcp};
 use tokio::sync::{Barrier, watch};
-use umqtt::{Client, ConnectOptions, Error, Publish, QoS};
+use umqtt::{Client, ConnectOptions, Error, Publish, PublishError, QoS};
 
 const TOPIC: &str = "zero-loss/seq";
 
@@ -73,9 +73,9 @@ async fn reconnect<H: FnMut(&Publish<'_>)>(
     let mut delay = Duration::from_millis(5);
     for _ in 0..1000 {
         match client.reconnect(tcp(port).await, opts).await {
-            Ok(session_present) => {
+            Ok(connected) => {
                 side.reconnects += 1;
-                return session_present;
+                return connected.session_present;
             }
             Err(e) => {
                 assert!(e.is_fatal() || matches!(e, Error::Timeout), "reconnect failed with {e:?}");
@@ -102,7 +102,8 @@ async fn publisher(port: u16, n: u32, ready: Arc<Barrier>) -> Side {
         let payload = seq.to_string();
         loop {
             assert_eq!(client.in_flight(), 0, "outbox must be empty between messages");
-            let Err(e) = client.publish(TOPIC, payload.as_bytes(), QoS::AtLeastOnce, false).await
+            let Err(PublishError { error: e, .. }) =
+                client.publish(TOPIC, payload.as_bytes(), QoS::AtLeastOnce, false).await
             else {
                 break;
             };
