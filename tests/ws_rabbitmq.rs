@@ -138,7 +138,9 @@ async fn ws_1000_qos1_messages_arrive_in_order(node: &Node) {
     let mut publ = Client::new(open_ws(node, &mut w2).await, &mut rx2, &mut tx2, silent);
     publ.connect(&opts("ws-order-pub").max_in_flight(16)).await.unwrap();
     for i in 0..N {
-        publ.publish_no_wait(topic, format!("m{i}").as_bytes(), false).await.unwrap();
+        publ.publish_no_wait(topic, format!("m{i}").as_bytes(), QoS::AtLeastOnce, false)
+            .await
+            .unwrap();
     }
     publ.wait_all_acked().await.unwrap();
     receive(&mut sub, &inbox, N).await;

@@ -195,6 +195,9 @@ fn check_packets(mut bytes: &[u8]) {
                 Packet::Connect(_)
                     | Packet::Publish(_)
                     | Packet::PubAck(_)
+                    | Packet::PubRec(_)
+                    | Packet::PubRel(_)
+                    | Packet::PubComp(_)
                     | Packet::Subscribe(_)
                     | Packet::PingReq
                     | Packet::Disconnect
@@ -248,8 +251,8 @@ fuzz_target!(|data: &[u8]| {
                 let result = match call & 0x07 {
                     0 => drive(client.wait_msg()),
                     1 => drive(client.check_msg()).map(drop),
-                    2 => drive(client.publish("a/b", body, QoS::AtMostOnce, false)),
-                    3 => drive(client.publish("a/b", body, QoS::AtLeastOnce, false)),
+                    2 => drive(client.publish("a/b", body, QoS::AtMostOnce, false)).map_err(|e| e.error),
+                    3 => drive(client.publish("a/b", body, QoS::AtLeastOnce, false)).map_err(|e| e.error),
                     4 => drive(client.subscribe("a/#", QoS::AtLeastOnce)).map(drop),
                     5 => drive(client.ping()),
                     6 => drive(client.disconnect()),
