@@ -158,7 +158,7 @@ fn read_after(bytes: &[u8], n: usize) -> WsResult<Vec<u8>> {
 }
 
 #[test]
-fn rfc6455_4_1_request_is_a_get_upgrade_with_key_version_mqtt_subprotocol_and_extra_headers() {
+fn mqtt_6_0_0_3_the_upgrade_request_offers_mqtt_with_key_version_host_path_and_extra_headers() {
     let extra = "Authorization: Bearer abc\r\nX-Tenant: t1\r\n";
     let mut mock = MockTransport::new()
         .expect(&request("broker.example:8083", "/mqtt?x=1", extra))
@@ -204,7 +204,7 @@ fn rfc6455_4_1_a_wrong_or_missing_accept_fails() {
 }
 
 #[test]
-fn mqtt_6_0_a_missing_or_other_subprotocol_fails() {
+fn mqtt_6_0_0_4_a_server_that_does_not_select_mqtt_fails() {
     let missing = good_headers().replace("Sec-WebSocket-Protocol: mqtt\r\n", "");
     assert_eq!(
         handshake_error(&response(&missing)),
@@ -631,12 +631,12 @@ fn client_conversation(frames: impl Fn(&[u8]) -> Vec<u8>, max_read: Option<usize
 }
 
 #[test]
-fn mqtt_6_0_the_client_runs_over_the_stream_with_several_packets_in_one_frame() {
+fn mqtt_6_0_0_2_several_packets_in_one_frame_reach_the_client() {
     client_conversation(binary, None);
 }
 
 #[test]
-fn mqtt_6_0_packets_split_over_frames_and_fragments_are_reassembled() {
+fn mqtt_6_0_0_2_packets_split_over_frames_and_fragments_are_reassembled() {
     // Every byte its own frame, alternately a message of its own and a
     // fragment of a message of two frames.
     client_conversation(
