@@ -520,6 +520,8 @@ fn rfc6455_5_5_2_a_ping_is_answered_with_a_pong_with_its_payload() {
     assert_eq!(read_n(&mut stream, 2).unwrap(), b"\xd0\x00");
     drop(stream);
     mock.assert_done();
+    // Flushed while only reading, so that a TLS stream sends it too.
+    assert_eq!(mock.write_calls().1, 2, "the request and the pong are flushed");
 }
 
 #[test]

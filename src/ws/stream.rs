@@ -51,7 +51,8 @@ impl Pending {
 /// and fragmentation, straight into the caller's buffer (server frames
 /// are not masked): only a frame header (at most 10 bytes, read no
 /// further than its end) and a control frame's payload (at most 125
-/// bytes) are kept here. A ping is answered with a pong, a pong ignored;
+/// bytes) are kept here. A ping is answered with a pong (written and
+/// flushed by the read before it next waits), a pong ignored;
 /// a close frame is answered with one echoing its status code, and the
 /// read fails with [`Error::Closed`]. A frame the RFC forbids fails with
 /// [`Error::Frame`].
@@ -78,6 +79,9 @@ pub struct WsStream<'b, T, R> {
     in_message: bool,
     /// Our close frame is queued or sent: no data frame may follow.
     close_sent: bool,
+    /// A reply was written but the transport not yet flushed (a TLS
+    /// stream holds writes until then).
+    unflushed: bool,
 }
 
 impl<'b, T, R> WsStream<'b, T, R> {
@@ -94,6 +98,7 @@ impl<'b, T, R> WsStream<'b, T, R> {
             inbound: Inbound::Header { have: 0 },
             in_message: false,
             close_sent: false,
+            unflushed: false,
         }
     }
 
@@ -159,6 +164,20 @@ impl<T: Read + Write, R: RngCore> WsStream<'_, T, R> {
     async fn drain(&mut self) -> Result<(), Error<T::Error>> {
         write_out(&mut self.transport, self.tx, &mut self.tx_out).await?;
         write_out(&mut self.transport, &self.control, &mut self.control_out).await
+    }
+
+    /// Writes a queued pong or close reply and flushes it out, so that it
+    /// leaves even while the client only reads.
+    async fn send_reply(&mut self) -> Result<(), Error<T::Error>> {
+        if !self.control_out.is_empty() {
+            self.drain().await?;
+            self.unflushed = true;
+        }
+        if self.unflushed {
+            self.transport.flush().await.map_err(Error::Transport)?;
+            self.unflushed = false;
+        }
+        Ok(())
     }
 
     /// Masks the `len` payload bytes in `control` and puts the header of
@@ -274,7 +293,7 @@ impl<T: Read + Write, R: RngCore> Read for WsStream<'_, T, R> {
         loop {
             match self.inbound {
                 Inbound::Closed { code } => {
-                    self.drain().await?;
+                    self.send_reply().await?;
                     return Err(Error::Closed { code });
                 }
                 Inbound::Data { remaining: 0 } => self.inbound = Inbound::Header { have: 0 },
@@ -298,9 +317,9 @@ impl<T: Read + Write, R: RngCore> Read for WsStream<'_, T, R> {
                         self.begin_frame(start, len)?;
                         continue;
                     }
-                    if have == 0 && !self.control_out.is_empty() {
+                    if have == 0 {
                         // Answer a ping before waiting for more.
-                        self.drain().await?;
+                        self.send_reply().await?;
                     }
                     let into = self.header.get_mut(have..need).unwrap_or_default();
                     let n = match self.transport.read(into).await.map_err(Error::Transport)? {
@@ -314,10 +333,8 @@ impl<T: Read + Write, R: RngCore> Read for WsStream<'_, T, R> {
                     self.end_control(opcode, len)?;
                 }
                 Inbound::Control { opcode, len, have } => {
-                    if !self.control_out.is_empty() {
-                        // The payload goes where the last reply was built.
-                        self.drain().await?;
-                    }
+                    // The payload goes where the last reply was built.
+                    self.send_reply().await?;
                     let into = self.control.get_mut(CONTROL_HEADER + have..CONTROL_HEADER + len);
                     let n = Self::read_some(&mut self.transport, into.unwrap_or_default()).await?;
                     self.inbound = Inbound::Control { opcode, len, have: have + n };
