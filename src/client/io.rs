@@ -1,6 +1,6 @@
-//! The async driver's loop: moving bytes between the transport and the
-//! engine, sleeping until the engine's next timer, and turning each
-//! [`Event`] into an [`Outcome`] (delivering messages to the handler).
+//! The async driver's one loop: moving bytes between the transport and
+//! the engine, sleeping until the engine's next timer, and handing
+//! messages to the handler, for whatever [`Call`] is in progress.
 //!
 //! Cancel safety rests on the engine: every received byte is handed to it
 //! before any await can be dropped, and an outgoing packet stays queued in
@@ -14,60 +14,13 @@ use core::task::Poll;
 use embassy_time::{Instant, with_deadline};
 use embedded_io_async::{Read, Write};
 
-use super::{Client, Error, ReturnCodes, State};
-use crate::engine::{Engine, EngineError, Event, Transmit};
-use crate::packet::{self, PacketId, SubscribeTopic};
-
-/// What one inbound packet meant, for the waiting call.
-#[derive(Debug, PartialEq)]
-pub(super) enum Outcome {
-    /// Nothing arrived ([`Wait::No`] only).
-    Idle,
-    /// A PUBLISH was delivered to the handler (its ack queued).
-    Message,
-    /// An outbound QoS 1 or QoS 2 message is complete.
-    Published,
-    SubAck(PacketId, ReturnCodes),
-    UnsubAck(PacketId),
-    PingResp,
-    /// An oversize packet was drained; the engine keeps the report.
-    Oversize,
-    /// Anything else: CONNACK, PUBREC, PUBREL, ...
-    Other,
-}
-
-/// How long [`Client::next_event`] waits for an inbound packet.
-#[derive(Clone, Copy)]
-pub(super) enum Wait {
-    /// Not at all: only what is buffered or readable now.
-    No,
-    /// Until the deadline ([`Error::Timeout`]); `None`: for ever.
-    Until(Option<Instant>),
-}
-
-/// A packet the client sends that is not a PUBLISH.
-#[derive(Clone, Copy)]
-pub(super) enum Command<'a> {
-    Subscribe(&'a [SubscribeTopic<'a>]),
-    Unsubscribe(&'a [&'a str]),
-    PingReq,
-    Disconnect,
-}
-
-impl Command<'_> {
-    /// Queues the packet; returns the packet identifier it took, if any.
-    fn queue(self, engine: &mut Engine<'_>) -> Result<Option<PacketId>, EngineError> {
-        match self {
-            Self::Subscribe(topics) => engine.subscribe(topics).map(Some),
-            Self::Unsubscribe(filters) => engine.unsubscribe(filters).map(Some),
-            Self::PingReq => engine.ping(Instant::now()).map(|()| None),
-            Self::Disconnect => engine.disconnect().map(|()| None),
-        }
-    }
-}
+use super::call::{Call, Output, Wake};
+use super::{Client, Error, State};
+use crate::engine::{Event, Transmit};
+use crate::packet;
 
 /// Polls `fut` once: its output if ready, `None` (and `fut` dropped) if not.
-pub(super) async fn poll_once<F: Future>(fut: F) -> Option<F::Output> {
+async fn poll_once<F: Future>(fut: F) -> Option<F::Output> {
     let mut fut = pin!(fut);
     poll_fn(|cx| {
         Poll::Ready(match fut.as_mut().poll(cx) {
@@ -87,44 +40,55 @@ where
         if self.engine.state() == State::Connected { Ok(()) } else { Err(Error::NotConnected) }
     }
 
-    /// Queues `command` once there is room in `tx` (waiting for
-    /// acknowledgments meanwhile) and writes it whole.
-    pub(super) async fn send(
-        &mut self,
-        command: Command<'_>,
-    ) -> Result<Option<PacketId>, Error<T::Error>> {
-        self.ensure_connected()?;
+    /// Runs `call` to its end: the one loop every method goes through.
+    pub(super) async fn run(&mut self, call: &mut Call<'_>) -> Result<Output, Error<T::Error>> {
         loop {
-            self.flush_pending().await?;
-            match command.queue(&mut self.engine) {
-                Err(crate::Error::WouldBlock) => {
-                    self.next_event(Wait::Until(self.deadline())).await?;
+            if let Some(transmit) = self.engine.poll_transmit() {
+                let result = match transmit {
+                    Transmit::Write(bytes) => self.transport.write(bytes).await,
+                    Transmit::Flush => self.transport.flush().await.map(|()| 0),
+                };
+                self.wrote(result)?;
+                continue;
+            }
+            let now = Instant::now();
+            if let Some(output) = call.advance(&mut self.engine, now).map_err(Error::widen)? {
+                return Ok(output);
+            }
+            if self.engine.poll_transmit().is_some() {
+                continue;
+            }
+            match self.engine.poll(now).map_err(Error::widen)? {
+                Some(event) => {
+                    if let Event::Message(publish) = &event {
+                        (self.handler)(publish);
+                    }
+                    call.on_event(&event);
+                    continue;
                 }
-                queued => {
-                    let id = queued.map_err(Error::widen)?;
-                    self.flush_pending().await?;
-                    return Ok(id);
+                None => {}
+            }
+            if call.unblock() {
+                continue;
+            }
+            match call.wake(&mut self.engine, now).map_err(Error::widen)? {
+                Wake::Now => {}
+                Wake::IfReady => match poll_once(self.fill()).await {
+                    None => return Ok(Output::Delivered(false)),
+                    Some(filled) => filled?,
+                },
+                Wake::At(None) => self.fill().await?,
+                // On expiry the loop runs the timers again.
+                Wake::At(Some(at)) => {
+                    if let Ok(filled) = with_deadline(at, self.fill()).await {
+                        filled?;
+                    }
                 }
             }
         }
     }
 
-    /// Writes what the engine has queued: the remaining bytes, then one
-    /// flush.
-    pub(super) async fn flush_pending(&mut self) -> Result<(), Error<T::Error>> {
-        while let Some(transmit) = self.engine.poll_transmit() {
-            let result = match transmit {
-                Transmit::Write(bytes) => self.transport.write(bytes).await,
-                Transmit::Flush => self.transport.flush().await.map(|()| 0),
-            };
-            self.wrote(result)?;
-        }
-        Ok(())
-    }
-
-    /// Takes the result of a write (or of a flush, `Ok(0)`). Out of line:
-    /// `flush_pending` is awaited in many places.
-    #[inline(never)]
+    /// Takes the result of a write (or of a flush, `Ok(0)`).
     fn wrote(&mut self, result: Result<usize, T::Error>) -> Result<(), Error<T::Error>> {
         match result {
             Err(e) => {
@@ -148,62 +112,6 @@ where
             Err(e) => {
                 self.engine.on_transport_error();
                 Err(Error::Transport(e))
-            }
-        }
-    }
-
-    /// Handles the next packet already received, if complete.
-    #[inline(never)] // one copy for every waiting call
-    pub(super) fn next_buffered(&mut self) -> Result<Option<Outcome>, Error<T::Error>> {
-        let event = self.engine.poll(Instant::now()).map_err(Error::widen)?;
-        Ok(event.map(|event| match event {
-            Event::Message(publish) => {
-                (self.handler)(&publish);
-                Outcome::Message
-            }
-            Event::Published(_) => Outcome::Published,
-            Event::SubAck(ack) => Outcome::SubAck(ack.packet_id, ack.return_codes.iter().collect()),
-            Event::UnsubAck(id) => Outcome::UnsubAck(id),
-            Event::PingResp => Outcome::PingResp,
-            Event::Oversize(_) => Outcome::Oversize,
-            Event::ConnAck { .. } | Event::Handled => Outcome::Other,
-        }))
-    }
-
-    /// Handles the next inbound packet, keeping the connection alive
-    /// meanwhile. [`Wait::Until`] waits for one (never [`Outcome::Idle`]);
-    /// [`Wait::No`] handles what is already buffered or readable,
-    /// `Idle` when there is nothing.
-    pub(super) async fn next_event(&mut self, wait: Wait) -> Result<Outcome, Error<T::Error>> {
-        loop {
-            self.flush_pending().await?;
-            if let Some(outcome) = self.next_buffered()? {
-                return Ok(outcome);
-            }
-            let ping_at = self.engine.handle_timeout(Instant::now()).map_err(Error::widen)?;
-            if self.engine.poll_transmit().is_some() {
-                continue; // a PINGREQ to write
-            }
-            let Wait::Until(deadline) = wait else {
-                match poll_once(self.fill()).await {
-                    None => return Ok(Outcome::Idle),
-                    Some(filled) => filled?,
-                }
-                continue;
-            };
-            let wake = match (ping_at, deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            match wake {
-                None => self.fill().await?,
-                Some(at) => match with_deadline(at, self.fill()).await {
-                    Ok(filled) => filled?,
-                    Err(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
-                        return Err(Error::Timeout);
-                    }
-                    Err(_) => {}
-                },
             }
         }
     }

@@ -32,6 +32,7 @@
 //! sleeps until the engine's next timer and hands messages to the handler.
 //! Every protocol decision is the engine's.
 
+pub(crate) mod call;
 mod error;
 mod io;
 mod options;
@@ -44,7 +45,7 @@ use embedded_io_async::{Read, Write};
 
 use crate::engine::{Engine, Session};
 use crate::packet::{PacketId, Publish, QoS, SubscribeReturnCode, SubscribeTopic};
-use io::{Command, Outcome, Wait};
+use call::{Call, Command, Goal, Output};
 
 pub use crate::engine::MAX_SUBSCRIBE_TOPICS;
 
@@ -147,10 +148,6 @@ where
         self.engine.is_in_flight(id)
     }
 
-    fn deadline(&self) -> Option<Instant> {
-        Some(self.engine.ack_deadline(Instant::now()))
-    }
-
     /// Sends CONNECT and waits for CONNACK. Returns whether the broker
     /// resumed a stored session and how many messages were discarded.
     ///
@@ -172,26 +169,15 @@ where
         if self.engine.state() != State::Connecting {
             self.engine.connect(opts, Instant::now()).map_err(Error::widen)?;
         }
-        let deadline = self.deadline();
-        while self.engine.state() == State::Connecting {
-            self.flush_pending().await?;
-            if self.engine.state() != State::Connecting {
-                break;
-            }
-            match self.next_event(Wait::Until(deadline)).await {
-                Ok(_) => {}
-                // Even a timeout is fatal here: the link is not usable.
-                Err(e) => {
-                    self.engine.on_transport_error();
-                    return Err(e);
-                }
+        match self.run(&mut Call::new(None, Goal::Connected)).await {
+            Ok(Output::Connected(connected)) => Ok(connected),
+            Ok(_) => Err(Error::NotConnected),
+            // Even a timeout is fatal here: the link is not usable.
+            Err(e) => {
+                self.engine.on_transport_error();
+                Err(e)
             }
         }
-        self.ensure_connected()?;
-        Ok(Connected {
-            session_present: self.engine.session_present(),
-            discarded: self.engine.discarded(),
-        })
     }
 
     /// Replaces the transport with a freshly connected one and connects
@@ -218,12 +204,12 @@ where
         qos: QoS,
         retain: bool,
     ) -> Result<(), PublishError<T::Error>> {
-        if qos == QoS::AtMostOnce {
-            self.queue_when_room(topic, payload, qos, retain).await?;
-            return Ok(self.flush_pending().await?);
+        self.ensure_connected()?;
+        let mut call = call::publish(topic, payload, qos, retain, true);
+        match self.run(&mut call).await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(PublishError { error, stored: call.id() }),
         }
-        let id = self.publish_no_wait(topic, payload, qos, retain).await?;
-        self.wait_acked(id).await.map_err(|error| PublishError { error, stored: Some(id) })
     }
 
     /// Publishes at QoS 1 or QoS 2 without waiting for the acknowledgment
@@ -242,36 +228,13 @@ where
         qos: QoS,
         retain: bool,
     ) -> Result<PacketId, PublishError<T::Error>> {
-        if qos == QoS::AtMostOnce {
-            return Err(Error::InvalidArgument(crate::packet::Malformed::InvalidQoS).into());
-        }
-        let id = self.queue_when_room(topic, payload, qos, retain).await?;
-        let stored = |error| PublishError { error, stored: id };
-        self.flush_pending().await.map_err(stored)?;
-        id.ok_or_else(|| stored(Error::InvalidArgument(crate::packet::Malformed::InvalidQoS)))
-    }
-
-    /// Queues a publish, waiting for acknowledgments while the window or
-    /// `tx` is full.
-    async fn queue_when_room(
-        &mut self,
-        topic: &str,
-        payload: &[u8],
-        qos: QoS,
-        retain: bool,
-    ) -> Result<Option<PacketId>, Error<T::Error>> {
+        call::check_no_wait_qos(qos).map_err(Error::widen)?;
         self.ensure_connected()?;
-        loop {
-            self.flush_pending().await?;
-            match self.engine.publish(topic, payload, qos, retain) {
-                Err(crate::Error::WouldBlock) => {}
-                queued => return queued.map_err(Error::widen),
-            }
-            // Window or buffer full: wait for an acknowledgment, then take
-            // every one already received, so the window opens as wide as it
-            // can (and `queue_publish` can batch).
-            self.next_event(Wait::Until(self.deadline())).await?;
-            while self.next_buffered()?.is_some() {}
+        let mut call = call::publish(topic, payload, qos, retain, false);
+        match self.run(&mut call).await {
+            Ok(Output::Id(Some(id))) => Ok(id),
+            Ok(_) => Err(PublishError { error: Error::NotConnected, stored: None }),
+            Err(error) => Err(PublishError { error, stored: call.id() }),
         }
     }
 
@@ -308,30 +271,26 @@ where
     /// call. Nothing is written on a failed connection.
     pub async fn flush(&mut self) -> Result<(), Error<T::Error>> {
         self.ensure_connected()?;
-        self.flush_pending().await
+        self.run(&mut Call::new(None, Goal::Written)).await.map(|_| ())
     }
 
     /// Waits until the QoS 1 or QoS 2 message `id` is complete.
     pub async fn wait_acked(&mut self, id: PacketId) -> Result<(), Error<T::Error>> {
-        let deadline = self.deadline();
-        while self.engine.is_in_flight(id) {
-            self.ensure_connected()?;
-            self.next_event(Wait::Until(deadline)).await?;
+        if !self.engine.is_in_flight(id) {
+            return Ok(());
         }
-        Ok(())
+        self.ensure_connected()?;
+        self.run(&mut Call::completion(id)).await.map(|_| ())
     }
 
     /// Waits until every QoS 1 and QoS 2 message is complete; the ack
     /// timeout counts from the last one completed.
     pub async fn wait_all_acked(&mut self) -> Result<(), Error<T::Error>> {
-        let mut deadline = self.deadline();
-        while self.engine.in_flight() > 0 {
-            self.ensure_connected()?;
-            if let Outcome::Published = self.next_event(Wait::Until(deadline)).await? {
-                deadline = self.deadline();
-            }
+        if self.engine.in_flight() == 0 {
+            return Ok(());
         }
-        Ok(())
+        self.ensure_connected()?;
+        self.run(&mut Call::new(None, Goal::AllCompleted)).await.map(|_| ())
     }
 
     /// Subscribes to `filter` and returns the QoS the broker granted, or
@@ -353,14 +312,11 @@ where
         &mut self,
         topics: &[SubscribeTopic<'_>],
     ) -> Result<ReturnCodes, Error<T::Error>> {
-        let id = self.send(Command::Subscribe(topics)).await?;
-        let deadline = self.deadline();
-        loop {
-            if let Outcome::SubAck(ack_id, codes) = self.next_event(Wait::Until(deadline)).await? {
-                if Some(ack_id) == id {
-                    return Ok(codes);
-                }
-            }
+        self.ensure_connected()?;
+        let mut call = Call::new(Some(Command::Subscribe(topics)), Goal::SubAck);
+        match self.run(&mut call).await? {
+            Output::Codes(codes) => Ok(codes.unpack()),
+            _ => Err(Error::NotConnected),
         }
     }
 
@@ -372,76 +328,53 @@ where
     /// Unsubscribes from several filters in one UNSUBSCRIBE and waits for
     /// UNSUBACK.
     pub async fn unsubscribe_many(&mut self, filters: &[&str]) -> Result<(), Error<T::Error>> {
-        let id = self.send(Command::Unsubscribe(filters)).await?;
-        let deadline = self.deadline();
-        loop {
-            if let Outcome::UnsubAck(ack_id) = self.next_event(Wait::Until(deadline)).await? {
-                if Some(ack_id) == id {
-                    return Ok(());
-                }
-            }
-        }
+        self.ensure_connected()?;
+        let mut call = Call::new(Some(Command::Unsubscribe(filters)), Goal::UnsubAck);
+        self.run(&mut call).await.map(|_| ())
     }
 
     /// Waits until one message has been delivered to the handler, sending
-    /// PINGREQ when keepalive requires it.
+    /// PINGREQ when keepalive requires it. Its acknowledgment is written
+    /// before this returns `[MQTT-4.3.2-2]`.
     pub async fn wait_msg(&mut self) -> Result<(), Error<T::Error>> {
-        self.ensure_connected()?;
         self.report_oversize()?;
-        loop {
-            match self.next_event(Wait::Until(None)).await? {
-                Outcome::Message | Outcome::Oversize => break,
-                _ => {}
-            }
-        }
-        // Send the PUBACK now, not with the next call `[MQTT-4.3.2-2]`.
-        self.flush_pending().await?;
+        self.run(&mut Call::new(None, Goal::Message)).await?;
         self.report_oversize()
     }
 
     /// Handles what has already arrived without waiting for more. Returns
-    /// whether a message was delivered. Call it from the application's own
-    /// loop; it sends PINGREQ when keepalive requires it.
+    /// whether a message was delivered (its acknowledgment written). Call
+    /// it from the application's own loop; it sends PINGREQ when keepalive
+    /// requires it.
     pub async fn check_msg(&mut self) -> Result<bool, Error<T::Error>> {
-        self.ensure_connected()?;
         self.report_oversize()?;
-        loop {
-            match self.next_event(Wait::No).await? {
-                Outcome::Idle => return Ok(false),
-                Outcome::Message | Outcome::Oversize => break,
-                _ => {}
-            }
-        }
-        // Send the PUBACK now, not with the next call `[MQTT-4.3.2-2]`.
-        self.flush_pending().await?;
-        self.report_oversize().map(|()| true)
+        let output = self.run(&mut Call::new(None, Goal::MessageNow)).await?;
+        let delivered = matches!(output, Output::Delivered(true));
+        self.report_oversize().map(|()| delivered)
     }
 
     /// An oversize packet met since the last report, as an error.
     fn report_oversize(&mut self) -> Result<(), Error<T::Error>> {
+        self.ensure_connected()?;
         self.engine.take_oversize().map_or(Ok(()), |o| Err(Error::PacketTooLarge(o)))
     }
 
     /// Sends PINGREQ and waits for PINGRESP.
     pub async fn ping(&mut self) -> Result<(), Error<T::Error>> {
-        self.send(Command::PingReq).await?;
-        let deadline = self.deadline();
-        while self.next_event(Wait::Until(deadline)).await? != Outcome::PingResp {}
-        Ok(())
+        self.ensure_connected()?;
+        self.run(&mut Call::new(Some(Command::PingReq), Goal::PingResp)).await.map(|_| ())
     }
 
     /// Sends DISCONNECT: the broker discards the last will. The state
     /// becomes [`State::Disconnected`]; close the transport afterwards.
     pub async fn disconnect(&mut self) -> Result<(), Error<T::Error>> {
-        if self.engine.state() == State::Connected {
+        let command = match self.engine.state() {
             // Nothing may follow DISCONNECT `[MQTT-3.14.4-2]`, even when
             // this call is dropped: only calling it again finishes it.
-            self.send(Command::Disconnect).await?;
-        } else if self.engine.state() != State::Disconnected
-            || self.engine.poll_transmit().is_none()
-        {
-            return Err(Error::NotConnected);
-        }
-        self.flush_pending().await
+            State::Connected => Some(Command::Disconnect),
+            State::Disconnected if self.engine.poll_transmit().is_some() => None,
+            _ => return Err(Error::NotConnected),
+        };
+        self.run(&mut Call::new(command, Goal::Written)).await.map(|_| ())
     }
 }

@@ -27,6 +27,8 @@ pub(super) struct Drain {
     topic_len: Option<u16>,
     /// Once done: whether the packet was acknowledged.
     acknowledged: bool,
+    /// Done and handled: kept only as the report of the oversize packet.
+    finished: bool,
 }
 
 impl Drain {
@@ -46,6 +48,7 @@ impl Drain {
             qos: QoS::AtMostOnce,
             topic_len: None,
             acknowledged: false,
+            finished: false,
         };
         if header.packet_type == PacketType::Publish {
             drain.qos = QoS::from_bits((header.flags >> 1) & 0b11).unwrap_or(QoS::AtMostOnce);
@@ -109,6 +112,16 @@ impl Drain {
     /// Records that the packet was acknowledged.
     pub(super) fn set_acknowledged(&mut self) {
         self.acknowledged = true;
+    }
+
+    /// Marks the drained packet handled (acknowledged if it had to be).
+    pub(super) fn finish(&mut self) {
+        self.finished = true;
+    }
+
+    /// Whether the drained packet was handled: only its report is left.
+    pub(super) fn is_finished(&self) -> bool {
+        self.finished
     }
 
     /// What to tell the caller.

@@ -164,7 +164,38 @@ struct Tx<'b> {
     buf: &'b mut [u8],
     outbox: Outbox,
     /// Range of `buf` to write; `start == end` means a flush is due.
-    write: Option<(usize, usize)>,
+    write: Pending,
+}
+
+/// `Option<(usize, usize)>` in 8 bytes on 32-bit targets (it takes 12):
+/// the range of `tx` being written, if any.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    start: usize,
+    end: usize,
+}
+
+impl Pending {
+    /// No write pending.
+    const NONE: Self = Self { start: usize::MAX, end: 0 };
+
+    fn get(self) -> Option<(usize, usize)> {
+        (self.start <= self.end).then_some((self.start, self.end))
+    }
+
+    fn is_none(self) -> bool {
+        self.get().is_none()
+    }
+
+    fn is_some(self) -> bool {
+        self.get().is_some()
+    }
+}
+
+impl From<Option<(usize, usize)>> for Pending {
+    fn from(range: Option<(usize, usize)>) -> Self {
+        range.map_or(Self::NONE, |(start, end)| Self { start, end })
+    }
 }
 
 impl Tx<'_> {
@@ -173,7 +204,7 @@ impl Tx<'_> {
     /// acknowledgments and queued publishes go out in one write). `None`
     /// while a write inside the stored messages is pending.
     fn tail(&self) -> Option<usize> {
-        match self.write {
+        match self.write.get() {
             None => Some(self.outbox.len()),
             Some((_, end)) if end >= self.outbox.len() => Some(end),
             Some(_) => None,
@@ -188,7 +219,7 @@ impl Tx<'_> {
     /// Whether the pending write, if any, lies outside the stored messages,
     /// so the outbox may change under it.
     fn outbox_free(&self) -> bool {
-        self.write.is_none_or(|(start, _)| start >= self.outbox.len())
+        self.write.get().is_none_or(|(start, _)| start >= self.outbox.len())
     }
 
     /// Encodes `packet` at the tail, with `reserve` bytes to spare after
@@ -208,7 +239,7 @@ impl Tx<'_> {
             encoded = self.encode_at(self.outbox.len(), packet, reserve);
         }
         let (start, end) = encoded?;
-        self.write = Some((self.write.map_or(start, |(pending, _)| pending), end));
+        self.write = Some((self.write.get().map_or(start, |(pending, _)| pending), end)).into();
         Ok((start, end))
     }
 
@@ -245,9 +276,9 @@ pub struct Engine<'b> {
     tx: Tx<'b>,
     awaiting_release: AwaitingRelease<'b>,
     keep_alive: KeepAlive,
-    ack_timeout: Duration,
-    /// An oversize packet not yet reported by `take_oversize`.
-    unreported: Option<Oversize>,
+    /// The ack timeout in ticks (`u32`: a small engine; no division to
+    /// convert it).
+    ack_timeout_ticks: u32,
     ids: PacketIds,
     /// Packet identifier of the SUBSCRIBE or UNSUBSCRIBE awaiting its ack
     /// (0: none), reserved against the allocator.
@@ -268,11 +299,10 @@ impl<'b> Engine<'b> {
     pub fn new(rx: &'b mut [u8], tx: &'b mut [u8]) -> Self {
         Self {
             rx: Rx { buf: rx, start: 0, end: 0, drain: None },
-            tx: Tx { buf: tx, outbox: Outbox::default(), write: None },
+            tx: Tx { buf: tx, outbox: Outbox::default(), write: Pending::NONE },
             awaiting_release: AwaitingRelease::new(&mut []),
             keep_alive: KeepAlive::new(0, Instant::from_ticks(0)),
-            ack_timeout: Duration::from_secs(10),
-            unreported: None,
+            ack_timeout_ticks: 0,
             ids: PacketIds::new(),
             pending_ack: 0,
             pending_topics: 0,
@@ -353,7 +383,7 @@ impl<'b> Engine<'b> {
 
     /// The instant an acknowledgment awaited from `now` on is late.
     pub fn ack_deadline(&self, now: Instant) -> Instant {
-        now + self.ack_timeout
+        now + Duration::from_ticks(u64::from(self.ack_timeout_ticks))
     }
 
     /// Whether `max_in_flight` messages are unfinished.
@@ -395,11 +425,10 @@ impl<'b> Engine<'b> {
         self.rx.start = 0;
         self.rx.end = 0;
         self.rx.drain = None;
-        self.tx.write = None;
-        self.unreported = None;
+        self.tx.write = Pending::NONE;
         self.pending_ack = 0;
         self.session_present = false;
-        self.ack_timeout = opts.ack_timeout;
+        self.ack_timeout_ticks = u32::try_from(opts.ack_timeout.as_ticks()).unwrap_or(u32::MAX);
         self.max_in_flight = opts.max_in_flight;
         self.keep_alive = KeepAlive::new(opts.keep_alive_secs, now);
         self.discarded = 0;
@@ -534,7 +563,7 @@ impl<'b> Engine<'b> {
 
     /// What to write next, if anything.
     pub fn poll_transmit(&self) -> Option<Transmit<'_>> {
-        let (start, end) = self.tx.write?;
+        let (start, end) = self.tx.write.get()?;
         match self.tx.buf.get(start..end) {
             Some(bytes) if !bytes.is_empty() => Some(Transmit::Write(bytes)),
             _ => Some(Transmit::Flush),
@@ -545,11 +574,11 @@ impl<'b> Engine<'b> {
     /// non-empty write mean the transport is closed:
     /// [`Error::ConnectionClosed`].
     pub fn on_written(&mut self, n: usize) -> Result<(), EngineError> {
-        let Some((start, end)) = self.tx.write else { return Ok(()) };
+        let Some((start, end)) = self.tx.write.get() else { return Ok(()) };
         if n == 0 && start < end {
             return Err(self.fail(Error::ConnectionClosed));
         }
-        self.tx.write = Some((start.saturating_add(n).min(end), end));
+        self.tx.write = Some((start.saturating_add(n).min(end), end)).into();
         Ok(())
     }
 
@@ -558,7 +587,7 @@ impl<'b> Engine<'b> {
         if !matches!(self.poll_transmit(), Some(Transmit::Flush)) {
             return;
         }
-        self.tx.write = None;
+        self.tx.write = Pending::NONE;
         self.keep_alive.on_sent(now);
         if self.phase == Phase::Resending {
             self.phase = Phase::Connected;
@@ -595,7 +624,7 @@ impl<'b> Engine<'b> {
         let rx = &mut self.rx;
         let n = n.min(rx.buf.len() - rx.end);
         // While draining, the buffer held nothing before this read.
-        if let Some(drain) = &mut rx.drain {
+        if let Some(drain) = rx.drain.as_mut().filter(|d| !d.is_done()) {
             let received = rx.buf.get(rx.end..rx.end + n).unwrap_or_default();
             let discard = drain.wants(received.len());
             drain.consume(received.get(..discard).unwrap_or_default());
@@ -618,8 +647,10 @@ impl<'b> Engine<'b> {
         if matches!(self.phase, Phase::Failed | Phase::Disconnected) {
             return Ok(None);
         }
-        if let Some(drain) = self.rx.drain {
-            return if drain.is_done() { self.finish_drain(drain) } else { Ok(None) };
+        match self.rx.drain {
+            Some(drain) if !drain.is_done() => return Ok(None),
+            Some(drain) if !drain.is_finished() => return self.finish_drain(drain),
+            _ => {}
         }
         let buffered = self.rx.buf.get(self.rx.start..self.rx.end).unwrap_or_default();
         let header = match FixedHeader::parse(buffered) {
@@ -665,7 +696,7 @@ impl<'b> Engine<'b> {
                 *phase = Phase::Connected;
             } else {
                 outbox.set_dup(self.tx.buf);
-                self.tx.write = Some((outbox.head(), outbox.len()));
+                self.tx.write = Some((outbox.head(), outbox.len())).into();
                 *phase = Phase::Resending;
             }
             return Ok(Some(Event::ConnAck { session_present: ack.session_present }));
@@ -701,11 +732,11 @@ impl<'b> Engine<'b> {
             Packet::PubRec(id) => {
                 match tx.outbox.find(tx.buf, id) {
                     Some(entry) if entry.stage == Stage::AwaitingPubRec => {
-                        tx.write = tx.outbox.release(tx.buf, entry);
+                        tx.write = tx.outbox.release(tx.buf, entry).into();
                     }
                     // A PUBREC again: its PUBREL again.
                     Some(entry) if entry.stage == Stage::AwaitingPubComp => {
-                        tx.write = Some((entry.start, entry.end));
+                        tx.write = Some((entry.start, entry.end)).into();
                     }
                     // A PUBREC for a QoS 1 message, or for one never
                     // sent: nothing to release.
@@ -798,16 +829,23 @@ impl<'b> Engine<'b> {
             }
             None => {}
         }
-        self.rx.drain = None;
+        // Kept, finished, as the report for `take_oversize`.
+        drain.finish();
+        self.rx.drain = Some(drain);
         let report = drain.report();
         log_warn!("inbound packet of {} bytes exceeds the receive buffer", report.size);
-        self.unreported = Some(report);
         Ok(Some(Event::Oversize(report)))
     }
 
     /// The last oversize packet, until reported once.
     pub fn take_oversize(&mut self) -> Option<Oversize> {
-        self.unreported.take()
+        match self.rx.drain {
+            Some(drain) if drain.is_finished() => {
+                self.rx.drain = None;
+                Some(drain.report())
+            }
+            _ => None,
+        }
     }
 
     // ---- time ----
