@@ -19,6 +19,9 @@
 //! at QoS 2 and receives exactly once (`Client::receive_qos2`). The ids of
 //! QoS 2 messages awaiting PUBREL live in the process, so with `-c` a
 //! message the broker redelivers after `sub` was restarted may print twice.
+//!
+//! `--ws PATH` (build with `--features ws`) speaks MQTT over a WebSocket
+//! opened on PATH (`ws://`; with the TLS flags, `wss://`).
 
 mod tls_open;
 
@@ -41,7 +44,8 @@ const USAGE: &str = "usage:
   cli pub -h HOST -p PORT -t TOPIC -m MSG [-q 0|1|2] [-r] [-i ID] [-k KEEPALIVE]
           [-u USER -P PASS] [-V 31|311] [--repeat N] [--interval-ms MS]
   TLS (build with --features tls): --cafile FILE [--cert FILE --key FILE]
-          [--tls-server-name NAME (default: the host)] [--insecure]; -p defaults to 8883";
+          [--tls-server-name NAME (default: the host)] [--insecure]; -p defaults to 8883
+  WebSocket (build with --features ws): --ws PATH (e.g. /mqtt; with the TLS flags, wss)";
 
 /// Where and how to connect: the options both commands share.
 struct Connection {
@@ -50,6 +54,8 @@ struct Connection {
     /// `-p` was given (else 8883 with TLS).
     port_given: bool,
     tls: tls_open::TlsArgs,
+    /// `--ws PATH`: MQTT over a WebSocket on this path.
+    ws_path: Option<String>,
     client_id: Option<String>,
     keep_alive: u16,
     clean_session: bool,
@@ -111,6 +117,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             port: 1883,
             port_given: false,
             tls: tls_open::TlsArgs::default(),
+            ws_path: None,
             client_id: None,
             keep_alive: 60,
             clean_session: true,
@@ -143,6 +150,8 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                 c.port_given = true;
             }
             f if c.tls.parse_flag(f, &mut value)? => {}
+            "--ws" if cfg!(feature = "ws") => c.ws_path = Some(value()?),
+            "--ws" => return Err("--ws needs a build with WebSocket: --features ws".into()),
             "-i" => c.client_id = Some(value()?),
             "-k" => c.keep_alive = number(&flag, &value()?)?,
             "-u" => c.username = Some(value()?),
@@ -312,11 +321,37 @@ async fn run(args: &Args) -> Result<(), String> {
             umqtt::tls::connect(transport, &mut read, &mut write, &options, tls_open::OsRng)
                 .await
                 .map_err(|e| format!("TLS with {}:{}: {e}", c.host, c.port))?;
-        return match args.command {
-            Command::Sub => subscribe(stream, args).await,
-            Command::Pub => publish(stream, args).await,
-        };
+        return over_ws(stream, args).await;
     }
+    over_ws(transport, args).await
+}
+
+/// Runs the command over `transport`, through a WebSocket with `--ws`.
+async fn over_ws<T>(transport: T, args: &Args) -> Result<(), String>
+where
+    T: Read + Write,
+    T::Error: std::fmt::Debug,
+{
+    #[cfg(feature = "ws")]
+    if let Some(path) = &args.connection.ws_path {
+        use umqtt::ws::{self, FRAME_OVERHEAD, WsOptions};
+        let c = &args.connection;
+        let host = format!("{}:{}", c.host, c.port);
+        let mut ws_tx = vec![0u8; 4096 + FRAME_OVERHEAD];
+        let options = WsOptions::new(&host, path);
+        let stream = ws::connect(transport, &mut ws_tx, &options, tls_open::OsRng)
+            .await
+            .map_err(|e| format!("WebSocket {host}{path}: {e}"))?;
+        return command(stream, args).await;
+    }
+    command(transport, args).await
+}
+
+async fn command<T>(transport: T, args: &Args) -> Result<(), String>
+where
+    T: Read + Write,
+    T::Error: std::fmt::Debug,
+{
     match args.command {
         Command::Sub => subscribe(transport, args).await,
         Command::Pub => publish(transport, args).await,

@@ -46,6 +46,8 @@ pub mod session;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod topic;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub use client::{
     Client, ConnectOptions, Connected, Error, MAX_SUBSCRIBE_TOPICS, Oversize, ProtocolError,

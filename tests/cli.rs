@@ -32,8 +32,13 @@ fn build_example(name: &str) -> PathBuf {
     if profile_dir.ends_with("release") {
         build.arg("--release");
     }
-    if cfg!(feature = "tls") {
-        build.args(["--features", "tls"]);
+    // The features of this test build, so that the build is a no-op.
+    let features: Vec<&str> = [("tls", cfg!(feature = "tls")), ("ws", cfg!(feature = "ws"))]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+    if !features.is_empty() {
+        build.args(["--features", &features.join(",")]);
     }
     let status = build.status().expect("run cargo build --example");
     assert!(status.success(), "cargo build --example {name} failed");
