@@ -46,7 +46,7 @@ use crate::{ConnectOptions, Connected, Error, PublishError, ReturnCodes, State};
 
 /// The time source of the blocking client: any monotonic clock.
 ///
-/// On a microcontroller, a hardware timer; on the host, [`StdClock`]
+/// On a microcontroller, a hardware timer; on the host, `StdClock`
 /// (feature `std`).
 pub trait Clock {
     /// The current instant (from any fixed origin).
