@@ -64,11 +64,16 @@ struct Blocking<'m> {
     /// The limit in ms of every `wait_readable` that found nothing
     /// readable (and so let the time pass), in order.
     waits: Vec<Option<u64>>,
+    /// Zero-limit waits in a row that found nothing at the same instant:
+    /// a client spinning without letting time pass.
+    spins: u32,
+    /// Every write takes at most this many bytes (partial writes).
+    max_write: usize,
 }
 
 impl<'m> Blocking<'m> {
     fn new(mock: &'m mut MockTransport, clock: &FakeClock) -> Self {
-        Self { mock, clock: clock.clone(), waits: Vec::new() }
+        Self { mock, clock: clock.clone(), waits: Vec::new(), spins: 0, max_write: usize::MAX }
     }
 
     /// Polls the mock's async call once: it is ready whenever the script
@@ -94,6 +99,7 @@ impl embedded_io::Read for Blocking<'_> {
 
 impl embedded_io::Write for Blocking<'_> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, MockError> {
+        let buf = &buf[..buf.len().min(self.max_write)];
         Self::once(embedded_io_async::Write::write(&mut *self.mock, buf), "write")
     }
 
@@ -111,12 +117,15 @@ impl blocking::Transport for Blocking<'_> {
             Some(Step::Send(_) | Step::ReadError | Step::Eof)
         );
         if readable {
+            self.spins = 0;
             return Ok(true);
         }
         self.waits.push(timeout.map(|t| t.as_millis()));
         let Some(t) = timeout else {
             panic!("the client waits without a limit for bytes the script does not have");
         };
+        self.spins = if t.as_ticks() == 0 { self.spins + 1 } else { 0 };
+        assert!(self.spins < 1_000, "the client spins on zero waits without time passing");
         let now = self.clock.0.get() + t.as_micros();
         assert!(now < HORIZON_US, "the client waited past the test horizon");
         self.clock.0.set(now);
@@ -145,6 +154,63 @@ const GRANTED: [SubscribeReturnCode; 3] = [
     SubscribeReturnCode::Success(QoS::AtLeastOnce),
     SubscribeReturnCode::Success(QoS::ExactlyOnce),
 ];
+
+// ---- every call, byte by byte ----
+
+/// Every call over a transport that reads one byte and writes one byte
+/// at a time: the driver resumes partial writes and reads.
+#[test]
+fn every_call_works_with_one_byte_reads_and_one_byte_writes() {
+    let mut mock = connected()
+        .expect(&subscribe(1, "s/#", QoS::ExactlyOnce))
+        .send(&suback(1, &GRANTED[2..]))
+        .expect(&publish("p0", b"zero", None, false))
+        .expect(&publish("p1", b"one", Some(2), false))
+        .send(&puback(2))
+        .expect(&publish2("p2", b"two", 3, false))
+        .send(&pubrec(3))
+        .expect(&pubrel(3))
+        .send(&pubcomp(3))
+        .expect(&unsubscribe(4, "x"))
+        .send(&unsuback(4))
+        .expect(&PINGREQ)
+        .send(&PINGRESP)
+        .send(&publish("s/in1", b"first", Some(77), false))
+        .expect(&puback(77))
+        .send(&publish2("s/in2", b"second", 78, false))
+        .expect(&pubrec(78))
+        .send(&pubrel(78))
+        .expect(&pubcomp(78))
+        .send(&publish("s/in0", b"third", None, false))
+        .expect(&DISCONNECT)
+        .max_read(1);
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
+    let mut slots = [0u16; 2];
+    let (c, got, clock) = client(&mut mock, &mut rx, &mut tx);
+    let mut c = c.receive_qos2(&mut slots);
+    c.transport_mut().max_write = 1;
+    assert!(!c.connect(&opts()).unwrap().session_present);
+    assert_eq!(c.subscribe("s/#", QoS::ExactlyOnce), Ok(QoS::ExactlyOnce));
+    c.publish("p0", b"zero", QoS::AtMostOnce, false).unwrap();
+    c.publish("p1", b"one", QoS::AtLeastOnce, false).unwrap();
+    c.publish("p2", b"two", QoS::ExactlyOnce, false).unwrap();
+    c.unsubscribe("x").unwrap();
+    c.ping().unwrap();
+    c.wait_msg().unwrap();
+    c.wait_msg().unwrap();
+    let mut polls = 0;
+    while !c.check_msg().unwrap() {
+        polls += 1;
+        assert!(polls < 100, "check_msg never delivered the message");
+    }
+    c.disconnect().unwrap();
+    assert_eq!(c.state(), State::Disconnected);
+    assert_eq!(clock.ms(), 0, "nothing waited for time");
+    drop(c);
+    mock.assert_done();
+    assert_eq!(mock.write_calls().0, mock.written().len(), "one byte per write");
+    assert_eq!(got.topics(), ["s/in1", "s/in2", "s/in0"]);
+}
 
 // ---- connect ----
 
@@ -743,4 +809,126 @@ fn messages_arriving_during_an_ack_wait_do_not_extend_the_timeout() {
     drop(c);
     mock.assert_done();
     assert_eq!(got.topics().len(), 5);
+}
+
+// ---- the in-flight window and the session ----
+
+#[test]
+fn publish_no_wait_beyond_max_in_flight_waits_for_a_puback_to_open_the_window() {
+    let o = opts().max_in_flight(1);
+    let mut mock = MockTransport::new()
+        .expect(&connect(&o))
+        .send(&connack(false))
+        .expect(&publish("t", b"1", Some(1), false))
+        .send(&puback(1))
+        .expect(&publish("t", b"2", Some(2), false));
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
+    let (mut c, _, clock) = client(&mut mock, &mut rx, &mut tx);
+    c.connect(&o).unwrap();
+    assert_eq!(c.publish_no_wait("t", b"1", QoS::AtLeastOnce, false), Ok(id(1)));
+    assert_eq!(c.publish_no_wait("t", b"2", QoS::AtLeastOnce, false), Ok(id(2)));
+    assert!(!c.is_in_flight(id(1)));
+    assert!(c.is_in_flight(id(2)));
+    assert_eq!(clock.ms(), 0);
+    drop(c);
+    mock.assert_done();
+}
+
+#[test]
+fn publish_blocked_by_a_full_window_times_out_at_3_000_ms_unstored() {
+    let o = o3().max_in_flight(1);
+    let mut mock = MockTransport::new()
+        .expect(&connect(&o))
+        .send(&connack(false))
+        .expect(&publish("t", b"1", Some(1), false));
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
+    let (mut c, _, clock) = client(&mut mock, &mut rx, &mut tx);
+    c.connect(&o).unwrap();
+    assert_eq!(c.publish_no_wait("t", b"1", QoS::AtLeastOnce, false), Ok(id(1)));
+    assert_eq!(
+        c.publish("t", b"2", QoS::AtLeastOnce, false),
+        Err(PublishError { error: Error::Timeout, stored: None })
+    );
+    assert_eq!(clock.ms(), 3_000);
+    assert_eq!(c.in_flight(), 1);
+    assert_eq!(c.state(), State::Connected);
+    drop(c);
+    mock.assert_done();
+}
+
+#[test]
+fn mqtt_4_4_0_1_reconnect_with_session_present_resends_with_dup_in_order() {
+    let mut mock1 = MockTransport::new()
+        .expect(&connect(&persistent()))
+        .send(&connack(false))
+        .expect(&publish("t", b"1", Some(1), false))
+        .expect(&publish2("t", b"2", 2, false))
+        .step(Step::Eof);
+    let mut mock2 = MockTransport::new()
+        .expect(&connect(&persistent()))
+        .send(&connack(true))
+        .expect(&publish("t", b"1", Some(1), true))
+        .expect(&publish2("t", b"2", 2, true))
+        .send(&puback(1))
+        .send(&pubrec(2))
+        .expect(&pubrel(2))
+        .send(&pubcomp(2));
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 128]);
+    let (mut c, _, clock) = client(&mut mock1, &mut rx, &mut tx);
+    c.connect(&persistent()).unwrap();
+    c.publish_no_wait("t", b"1", QoS::AtLeastOnce, false).unwrap();
+    c.publish_no_wait("t", b"2", QoS::ExactlyOnce, false).unwrap();
+    assert_eq!(c.wait_all_acked(), Err(Error::ConnectionClosed));
+    assert_eq!(c.state(), State::Failed);
+    assert!(c.reconnect(Blocking::new(&mut mock2, &clock), &persistent()).unwrap().session_present);
+    c.wait_all_acked().unwrap();
+    assert_eq!(c.in_flight(), 0);
+    drop(c);
+    mock1.assert_done();
+    mock2.assert_done();
+}
+
+#[test]
+fn into_session_and_with_session_carry_the_stored_messages_to_a_new_client() {
+    let mut mock1 = MockTransport::new()
+        .expect(&connect(&persistent()))
+        .send(&connack(false))
+        .expect(&publish("t", b"1", Some(1), false))
+        .step(Step::ReadError);
+    let mut mock2 = MockTransport::new()
+        .expect(&connect(&persistent()))
+        .send(&connack(true))
+        .expect(&publish("t", b"1", Some(1), true))
+        .send(&puback(1))
+        // [MQTT-2.3.1-2]: the identifier allocator carried on, too.
+        .expect(&publish("t", b"2", Some(2), false))
+        .send(&puback(2));
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 128]);
+    let clock = FakeClock::default();
+    let mut c = blocking::Client::new(
+        Blocking::new(&mut mock1, &clock),
+        &mut rx,
+        &mut tx,
+        |_: &umqtt::Publish<'_>| {},
+        clock.clone(),
+    );
+    c.connect(&persistent()).unwrap();
+    let err = c.publish("t", b"1", QoS::AtLeastOnce, false).unwrap_err();
+    assert_eq!(err.stored, Some(id(1)));
+    let session = c.into_session();
+    assert_eq!(session.in_flight(), 1);
+    let mut c = blocking::Client::with_session(
+        Blocking::new(&mut mock2, &clock),
+        &mut rx,
+        &mut tx,
+        |_: &umqtt::Publish<'_>| {},
+        clock.clone(),
+        session,
+    );
+    assert!(c.connect(&persistent()).unwrap().session_present);
+    c.wait_all_acked().unwrap();
+    c.publish("t", b"2", QoS::AtLeastOnce, false).unwrap();
+    drop(c);
+    mock1.assert_done();
+    mock2.assert_done();
 }
