@@ -932,3 +932,32 @@ fn into_session_and_with_session_carry_the_stored_messages_to_a_new_client() {
     mock1.assert_done();
     mock2.assert_done();
 }
+
+// ---- bytes already buffered ----
+
+/// Packets that arrived in one read are handled from the buffer: no call
+/// waits on the transport for a packet it already holds.
+#[test]
+fn packets_buffered_with_the_connack_are_delivered_without_waiting() {
+    let o = persistent();
+    let mut mock = MockTransport::new().expect(&connect(&o)).send(&cat(&[
+        &connack(true),
+        &publish("q/1", b"a", Some(5), false),
+        &publish("q/2", b"b", None, false),
+        &publish("q/3", b"c", None, false),
+    ]));
+    // PUBACK 5 is written once the first message is handled.
+    mock = mock.expect(&puback(5));
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
+    let (mut c, got, clock) = client(&mut mock, &mut rx, &mut tx);
+    assert!(c.connect(&o).unwrap().session_present);
+    c.wait_msg().unwrap();
+    assert_eq!(c.check_msg(), Ok(true));
+    c.wait_msg().unwrap();
+    assert_eq!(c.check_msg(), Ok(false));
+    assert_eq!(c.transport_mut().waits, [Some(0)], "only the last check_msg found nothing");
+    assert_eq!(clock.ms(), 0);
+    drop(c);
+    mock.assert_done();
+    assert_eq!(got.topics(), ["q/1", "q/2", "q/3"]);
+}

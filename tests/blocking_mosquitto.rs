@@ -169,7 +169,7 @@ fn mqtt_3_1_2_4_persistent_session_receives_the_messages_queued_while_offline() 
         let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
         let mut c =
             Client::new(link(port), &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {}, StdClock::new());
-        c.connect(&o).unwrap();
+        assert!(!c.connect(&o).unwrap().session_present, "a fresh broker has no session");
         assert_eq!(c.subscribe("offline/#", QoS::AtLeastOnce).unwrap(), QoS::AtLeastOnce);
         c.disconnect().unwrap();
         let _ = done_tx.send(());
