@@ -9,7 +9,8 @@
 //! and write polls the async call once, which the mock answers at once
 //! whenever the script allows it; `wait_readable` looks at the next
 //! scripted step and, when nothing is readable, advances the fake clock
-//! by the whole timeout.
+//! by the whole timeout, or only up to the instant a step scheduled with
+//! [`Blocking::at`] arrives.
 #![allow(
     clippy::drop_non_drop,
     reason = "`drop(client)` marks where the mock is handed back for inspection"
@@ -69,11 +70,30 @@ struct Blocking<'m> {
     spins: u32,
     /// Every write takes at most this many bytes (partial writes).
     max_write: usize,
+    /// Steps the broker plays once the fake clock reaches their time (ms),
+    /// in time order.
+    later: Vec<(u64, Step)>,
+    /// The next `wait_readable` fails.
+    fail_wait: bool,
 }
 
 impl<'m> Blocking<'m> {
+    /// The broker sends `bytes` at `ms` on the fake clock.
+    fn at(mut self, ms: u64, bytes: &[u8]) -> Self {
+        self.later.push((ms, Step::Send(bytes.to_vec())));
+        self
+    }
+
     fn new(mock: &'m mut MockTransport, clock: &FakeClock) -> Self {
-        Self { mock, clock: clock.clone(), waits: Vec::new(), spins: 0, max_write: usize::MAX }
+        Self {
+            mock,
+            clock: clock.clone(),
+            waits: Vec::new(),
+            spins: 0,
+            max_write: usize::MAX,
+            later: Vec::new(),
+            fail_wait: false,
+        }
     }
 
     /// Polls the mock's async call once: it is ready whenever the script
@@ -112,6 +132,9 @@ impl blocking::Transport for Blocking<'_> {
     /// Readable when the next step is broker bytes, a read error or end
     /// of stream; otherwise the whole `timeout` passes on the fake clock.
     fn wait_readable(&mut self, timeout: Option<Duration>) -> Result<bool, MockError> {
+        if std::mem::take(&mut self.fail_wait) {
+            return Err(MockError);
+        }
         let readable = matches!(
             self.mock.remaining().next(),
             Some(Step::Send(_) | Step::ReadError | Step::Eof)
@@ -121,12 +144,25 @@ impl blocking::Transport for Blocking<'_> {
             return Ok(true);
         }
         self.waits.push(timeout.map(|t| t.as_millis()));
-        let Some(t) = timeout else {
+        let start = self.clock.0.get();
+        let limit = timeout.map(|t| start + t.as_micros());
+        self.spins = if limit == Some(start) { self.spins + 1 } else { 0 };
+        assert!(self.spins < 1_000, "the client spins on zero waits without time passing");
+        if let Some(&(at, _)) = self.later.first() {
+            // The broker speaks before the limit: the wait ends then.
+            let at = (at * 1_000).max(start);
+            if limit.is_none_or(|limit| at <= limit) {
+                self.clock.0.set(at);
+                while self.later.first().is_some_and(|(t, _)| t * 1_000 <= at) {
+                    let (_, step) = self.later.remove(0);
+                    self.mock.push(step);
+                }
+                return Ok(true);
+            }
+        }
+        let Some(now) = limit else {
             panic!("the client waits without a limit for bytes the script does not have");
         };
-        self.spins = if t.as_ticks() == 0 { self.spins + 1 } else { 0 };
-        assert!(self.spins < 1_000, "the client spins on zero waits without time passing");
-        let now = self.clock.0.get() + t.as_micros();
         assert!(now < HORIZON_US, "the client waited past the test horizon");
         self.clock.0.set(now);
         Ok(false)
@@ -960,4 +996,108 @@ fn packets_buffered_with_the_connack_are_delivered_without_waiting() {
     drop(c);
     mock.assert_done();
     assert_eq!(got.topics(), ["q/1", "q/2", "q/3"]);
+}
+
+// ---- the broker answering later ----
+
+fn client_on<'a>(link: Blocking<'a>, rx: &'a mut [u8], tx: &'a mut [u8]) -> (BClient<'a>, Got) {
+    let (got, handler) = recorder();
+    let handler: Handler = Box::new(handler);
+    let clock = link.clock.clone();
+    (blocking::Client::new(link, rx, tx, handler, clock), got)
+}
+
+#[test]
+fn puback_at_2_999_ms_is_in_time_for_a_3_s_ack_timeout() {
+    let mut mock = connected_o3().expect(&publish("t", b"", Some(1), false));
+    let clock = FakeClock::default();
+    let link = Blocking::new(&mut mock, &clock).at(2_999, &puback(1));
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
+    let (mut c, _) = client_on(link, &mut rx, &mut tx);
+    c.connect(&o3()).unwrap();
+    c.publish("t", b"", QoS::AtLeastOnce, false).unwrap();
+    assert_eq!(clock.ms(), 2_999);
+    assert_eq!(c.in_flight(), 0);
+    drop(c);
+    mock.assert_done();
+}
+
+/// Each completed message gives the rest a new ack timeout: the second
+/// PUBACK is late 3 s after the first one arrived, not after the publish.
+#[test]
+fn wait_all_acked_times_out_3_000_ms_after_the_last_completion() {
+    let mut mock = connected_o3().expect(&publish("t", b"1", Some(1), false)).expect(&publish(
+        "t",
+        b"2",
+        Some(2),
+        false,
+    ));
+    let clock = FakeClock::default();
+    let link = Blocking::new(&mut mock, &clock).at(2_000, &puback(1));
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
+    let (mut c, _) = client_on(link, &mut rx, &mut tx);
+    c.connect(&o3()).unwrap();
+    c.publish_no_wait("t", b"1", QoS::AtLeastOnce, false).unwrap();
+    c.publish_no_wait("t", b"2", QoS::AtLeastOnce, false).unwrap();
+    assert_eq!(c.wait_all_acked(), Err(Error::Timeout));
+    assert_eq!(clock.ms(), 5_000);
+    assert!(c.is_in_flight(id(2)));
+    assert_eq!(c.state(), State::Connected);
+    drop(c);
+    mock.assert_done();
+}
+
+/// A publish waiting for a PUBACK longer than the keepalive interval
+/// sends PINGREQ at 10,000 ms meanwhile and still completes.
+#[test]
+fn mqtt_3_1_2_23_publish_waiting_past_the_interval_pings_at_10_000_ms_and_completes() {
+    let o = ka10().ack_timeout(Duration::from_secs(60));
+    let mut mock = MockTransport::new()
+        .expect(&connect(&o))
+        .send(&connack(false))
+        .expect(&publish("t", b"", Some(1), false))
+        .expect(&PINGREQ)
+        .send(&PINGRESP);
+    let clock = FakeClock::default();
+    let link = Blocking::new(&mut mock, &clock).at(12_000, &puback(1));
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
+    let (mut c, _) = client_on(link, &mut rx, &mut tx);
+    c.connect(&o).unwrap();
+    c.publish("t", b"", QoS::AtLeastOnce, false).unwrap();
+    assert_eq!(clock.ms(), 12_000);
+    assert_eq!(c.transport_mut().waits, [Some(10_000), Some(10_000)]);
+    drop(c);
+    mock.assert_done();
+}
+
+#[test]
+fn a_failing_wait_readable_is_a_fatal_transport_error() {
+    let mut mock = connected();
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
+    let (mut c, _, _) = client(&mut mock, &mut rx, &mut tx);
+    c.connect(&opts()).unwrap();
+    c.transport_mut().fail_wait = true;
+    let err = c.check_msg().unwrap_err();
+    assert_eq!(err, Error::Transport(MockError));
+    assert!(err.is_fatal());
+    assert_eq!(c.state(), State::Failed);
+    assert_eq!(c.check_msg(), Err(Error::NotConnected));
+    drop(c);
+    mock.assert_done();
+}
+
+#[test]
+fn wait_msg_without_keepalive_waits_without_a_limit_until_the_message() {
+    let mut mock = connected();
+    let clock = FakeClock::default();
+    let link = Blocking::new(&mut mock, &clock).at(7_000, &publish("in", b"late", None, false));
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
+    let (mut c, got) = client_on(link, &mut rx, &mut tx);
+    c.connect(&opts()).unwrap();
+    c.wait_msg().unwrap();
+    assert_eq!(clock.ms(), 7_000);
+    assert_eq!(c.transport_mut().waits, [None]);
+    drop(c);
+    mock.assert_done();
+    assert_eq!(got.topics(), ["in"]);
 }
