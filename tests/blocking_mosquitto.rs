@@ -282,3 +282,42 @@ fn mqtt_3_1_2_23_blocking_wait_msg_pings_on_a_1_s_keepalive_and_stays_connected(
     let received = log.matches("Received PINGREQ from bk-ka").count();
     assert!(received >= 2, "broker saw {received} PINGREQs; log:\n{log}");
 }
+
+/// Over a real socket `check_msg` returns `Ok(false)` at once when
+/// nothing has arrived (the socket goes back to blocking afterwards), and
+/// `Ok(true)` once a message is there.
+#[test]
+fn blocking_check_msg_over_tcp_returns_at_once_then_delivers() {
+    let Some(broker) = Mosquitto::start("blocking_check_msg", "") else {
+        return;
+    };
+    let port = broker.port;
+    let (ready_tx, ready) = mpsc::channel();
+    let (done_tx, done) = mpsc::channel();
+    let sub = thread::spawn(move || {
+        let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
+        let (got, handler) = recorder();
+        let clock = StdClock::new();
+        let mut c = Client::new(link(port), &mut rx, &mut tx, handler, clock);
+        c.connect(&ConnectOptions::new("bk-check").keep_alive_secs(30)).unwrap();
+        assert_eq!(c.subscribe("chk", QoS::AtLeastOnce).unwrap(), QoS::AtLeastOnce);
+        let before = clock.now();
+        assert!(!c.check_msg().unwrap());
+        let took = clock.now().as_millis() - before.as_millis();
+        assert!(took < 500, "check_msg took {took} ms with nothing to read");
+        ready_tx.send(()).unwrap();
+        // Blocks until the message is there, then takes it without waiting.
+        assert!(c.transport_mut().wait_readable(None).unwrap());
+        while !c.check_msg().unwrap() {}
+        assert_eq!(c.state(), State::Connected);
+        c.disconnect().unwrap();
+        let _ = done_tx.send(());
+        got.take()
+    });
+    within(&ready, "the first check_msg");
+    let (pub_done, publ) =
+        publisher(port, "bk-check-pub", "chk", QoS::AtLeastOnce, vec![b"now".to_vec()]);
+    join(publ, &pub_done, "the publisher");
+    let got = join(sub, &done, "the subscriber");
+    assert_eq!(got, [("chk".to_owned(), b"now".to_vec(), QoS::AtLeastOnce)]);
+}
