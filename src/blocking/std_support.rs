@@ -46,7 +46,8 @@ impl Transport for FromStd<TcpStream> {
         if zero {
             socket.set_nonblocking(true)?;
         } else {
-            let limit = timeout.map(|t| std::time::Duration::from_micros(t.as_micros()));
+            // At least 1 µs: std refuses a zero read timeout.
+            let limit = timeout.map(|t| std::time::Duration::from_micros(t.as_micros().max(1)));
             socket.set_read_timeout(limit)?;
         }
         let peeked = socket.peek(&mut [0u8; 1]);
