@@ -254,7 +254,7 @@ impl Tx<'_> {
         let free = self.buf.get_mut(at..).unwrap_or_default();
         let capacity = free.len();
         let too_small = |len: usize| Error::BufferTooSmall { needed: at + len + reserve };
-        let len = packet::encode(packet, free).map_err(|e| match Error::from(e) {
+        let len = packet::encode_to_server(packet, free).map_err(|e| match Error::from(e) {
             Error::BufferTooSmall { needed } => too_small(needed),
             other => other,
         })?;
