@@ -368,7 +368,11 @@ struct Outbound {
 /// flight was completed by the broker: a PUBACK (QoS 1) or PUBCOMP (QoS 2)
 /// for its id came in since it was published, and for QoS 2 the client
 /// wrote its PUBREL. Forgets those.
-fn check_completed(tracked: &mut Vec<Outbound>, in_flight: impl Fn(PacketId) -> bool, inbound: &Inbound) {
+fn check_completed(
+    tracked: &mut Vec<Outbound>,
+    in_flight: impl Fn(PacketId) -> bool,
+    inbound: &Inbound,
+) {
     tracked.retain(|m| {
         if in_flight(m.id) {
             return true;
@@ -497,26 +501,27 @@ fuzz_target!(|data: &[u8]| {
                         check_completed(&mut done, |_| false, &inbound);
                     }
                     Err(PublishError { stored: Some(id), error }) => {
-                        assert!(client.is_in_flight(id), "{error:?} says {id:?} is stored, it is not");
+                        assert!(
+                            client.is_in_flight(id),
+                            "{error:?} says {id:?} is stored, it is not"
+                        );
                         tracked.push(Outbound { id, qos: qos12, from });
                     }
                     Err(_) => {}
                 }
             }
-            4 => {
-                match call!(client, client.publish_no_wait(topic, body, qos12, false)) {
-                    Ok(id) => {
-                        assert!(client.is_in_flight(id), "publish_no_wait forgot {id:?}");
-                        last_id = Some(id);
-                        tracked.push(Outbound { id, qos: qos12, from });
-                    }
-                    Err(PublishError { stored: Some(id), error }) => {
-                        assert!(client.is_in_flight(id), "{error:?} says {id:?} is stored, it is not");
-                        tracked.push(Outbound { id, qos: qos12, from });
-                    }
-                    Err(_) => {}
+            4 => match call!(client, client.publish_no_wait(topic, body, qos12, false)) {
+                Ok(id) => {
+                    assert!(client.is_in_flight(id), "publish_no_wait forgot {id:?}");
+                    last_id = Some(id);
+                    tracked.push(Outbound { id, qos: qos12, from });
                 }
-            }
+                Err(PublishError { stored: Some(id), error }) => {
+                    assert!(client.is_in_flight(id), "{error:?} says {id:?} is stored, it is not");
+                    tracked.push(Outbound { id, qos: qos12, from });
+                }
+                Err(_) => {}
+            },
             5 => {
                 if call!(client, client.wait_all_acked()).is_ok() {
                     assert_eq!(client.in_flight(), 0, "wait_all_acked Ok with publishes in flight");
