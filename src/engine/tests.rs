@@ -708,7 +708,6 @@ fn engine_inbound_qos2_with_every_slot_taken_fails_with_receive_slots_full() {
     assert_eq!(e.state(), State::Failed);
     // Neither delivered nor acknowledged: the broker sends it again.
     assert_eq!(e.poll_transmit(), None);
-    drop(e);
     assert_eq!(slots, [1], "the first id still awaits its PUBREL");
 }
 
@@ -826,7 +825,6 @@ fn mqtt_4_3_3_2_cut_at_every_point_of_an_inbound_qos2_exchange_delivers_once() {
         }
         assert_eq!(delivered, 1, "cut after step {cut}");
         assert_eq!(broker_has.last().map(String::as_str), Some("PUBCOMP #5"), "cut {cut}");
-        drop(e);
         assert_eq!(slots, [0, 0], "released");
     }
 }
@@ -1123,7 +1121,11 @@ fn engine_a_driver_stopping_between_any_two_calls_loses_and_duplicates_nothing()
         for stop in 0..=calls {
             for kind in 0..4 {
                 let (w, ev, _) = scripted(chunk, Some((stop, kind)));
-                assert_eq!((&w, &ev), (&written, &events), "chunk {chunk}, stop {stop}, kind {kind}");
+                assert_eq!(
+                    (&w, &ev),
+                    (&written, &events),
+                    "chunk {chunk}, stop {stop}, kind {kind}"
+                );
             }
         }
     }
