@@ -71,7 +71,8 @@ impl KeepAlive {
         self.ping_outstanding = true;
     }
 
-    /// A whole packet arrived at `now`: the server is alive.
+    /// Bytes arrived at `now` (any byte, not only a whole packet, so a long
+    /// packet arriving slowly counts): the server is alive.
     pub fn on_received(&mut self, now: Instant) {
         self.last_received = now;
         self.ping_outstanding = false;

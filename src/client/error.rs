@@ -57,7 +57,8 @@ impl fmt::Display for ProtocolError {
 }
 
 /// An inbound packet larger than the receive buffer: drained from the
-/// transport (and a QoS 1 PUBLISH acknowledged), the connection kept.
+/// transport (a QoS 1 PUBLISH acknowledged with PUBACK, a QoS 2 one with
+/// PUBREC), the connection kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Oversize {
@@ -67,7 +68,7 @@ pub struct Oversize {
     pub size: usize,
     /// Topic length of a PUBLISH, when the buffer could hold its start.
     pub topic_len: Option<u16>,
-    /// Whether a PUBACK was sent for it.
+    /// Whether it was acknowledged (PUBACK or PUBREC).
     pub acknowledged: bool,
 }
 

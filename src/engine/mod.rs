@@ -610,7 +610,8 @@ impl<'b> Engine<'b> {
         }
         let free = rx.buf.get_mut(rx.end..).unwrap_or_default();
         if free.is_empty() {
-            // Only a buffer shorter than a fixed header gets here.
+            // Only a buffer shorter than a fixed header, or one full of
+            // packets the driver has not polled, gets here.
             return Err(Error::BufferTooSmall { needed: rx.end + 1 });
         }
         Ok(free)

@@ -51,8 +51,8 @@ pub enum QoS {
     AtMostOnce = 0,
     /// At least once delivery: acknowledged by PUBACK.
     AtLeastOnce = 1,
-    /// Exactly once delivery: PUBREC, PUBREL, PUBCOMP. The codec handles it;
-    /// the client publishes and subscribes with QoS 0 and 1.
+    /// Exactly once delivery: PUBREC, PUBREL, PUBCOMP. The client receives
+    /// it with `receive_qos2` slots.
     ExactlyOnce = 2,
 }
 
