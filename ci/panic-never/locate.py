@@ -78,25 +78,37 @@ for line in out:
         chain.append(line)
 bad = 0
 seen = set()
+counts = {}
 for (f, addr, target), out in zip(sites, chains):
     frames = list(zip(out[0::2], out[1::2]))  # innermost first
     where = next(((fn, loc) for fn, loc in frames if not loc.startswith(("/rustc/", "??"))), frames[-1] if frames else ("?", "?"))
     loc = where[1]
-    if re.sub(r"::h[0-9a-f]{16}$", "", target) in allowed_targets:
-        verdict, crate = "allowed (target)", "umqtt" if loc.startswith(root + "/src/") else "-"
-    elif os.path.realpath(loc.split(":")[0]).startswith(root + "/src/"):
-        verdict, crate = "FAIL (umqtt)", "umqtt"
-    elif os.path.realpath(loc.split(":")[0]).startswith(root + "/"):
-        verdict, crate = "FAIL (firmware)", "firmware"
+    path = os.path.realpath(loc.split(":")[0])
+    m = re.search(r"/([A-Za-z0-9_-]+?)-\d+\.\d+\.\d+[^/]*/", loc)
+    if path.startswith(root + "/src/"):
+        crate = "umqtt"
+    elif path.startswith(root + "/"):
+        crate = "firmware"
     else:
-        m = re.search(r"/([A-Za-z0-9_-]+?)-\d+\.\d+\.\d+[^/]*/", loc)
         crate = m.group(1).replace("-", "_") if m else "?"
-        verdict = "allowed" if crate in allowed else "FAIL"
+    if re.sub(r"::h[0-9a-f]{16}$", "", target) in allowed_targets:
+        verdict = "allowed (async fn resumed after completion)"
+    elif crate == "umqtt":
+        verdict = "FAIL (umqtt's own code)"
+    elif crate in allowed:
+        verdict = "allowed (dependency)"
+    else:
+        verdict = "FAIL"
     bad |= not verdict.startswith("allowed")
     chain_text = " <- ".join(f"{demangle(fn)} ({short(loc)})" for fn, loc in frames)
     key = (where, target)
     if key in seen: continue
     seen.add(key)
-    print(f"  {verdict}: {crate}: {demangle(where[0])} at {short(loc)} -> {target}\n"
-          f"      call site {addr:#x} in {demangle(f)}; inlined chain: {chain_text}")
+    label = {"allowed (async fn resumed after completion)": "async-fn-resumed guard",
+             "allowed (dependency)": "allowed dependency"}.get(verdict, verdict) + " in " + crate
+    counts[label] = counts.get(label, 0) + 1
+    print(f"  {verdict}: {crate}: {demangle(where[0])} at {short(loc)} -> {demangle(target)}")
+    if not verdict.startswith("allowed"):
+        print(f"      call site {addr:#x} in {demangle(f)}; inlined chain: {chain_text}")
+print("  summary (distinct call sites): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 sys.exit(1 if bad else 0)
