@@ -90,14 +90,15 @@ impl KeepAlive {
         }
         let interval = Duration::from_secs(u64::from(self.interval_secs));
         if self.ping_outstanding {
-            let deadline = self.last_sent + interval / 2;
+            let deadline = self.last_sent.checked_add(interval / 2).unwrap_or(Instant::MAX);
             return if now >= deadline {
                 KeepAliveAction::Expired
             } else {
                 KeepAliveAction::WaitUntil(Some(deadline))
             };
         }
-        let due = self.last_sent.min(self.last_received) + interval;
+        let due =
+            self.last_sent.min(self.last_received).checked_add(interval).unwrap_or(Instant::MAX);
         if now >= due { KeepAliveAction::SendPing } else { KeepAliveAction::WaitUntil(Some(due)) }
     }
 }

@@ -101,7 +101,11 @@ impl PackedCodes {
                 2 => SubscribeReturnCode::Success(QoS::ExactlyOnce),
                 _ => SubscribeReturnCode::Failure,
             })
-            .collect()
+            .fold(ReturnCodes::new(), |mut v, c| {
+                // At most 16 codes (`pack`): never full.
+                let _ = v.push(c);
+                v
+            })
     }
 }
 

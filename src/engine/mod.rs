@@ -385,7 +385,8 @@ impl<'b> Engine<'b> {
 
     /// The instant an acknowledgment awaited from `now` on is late.
     pub fn ack_deadline(&self, now: Instant) -> Instant {
-        now + Duration::from_ticks(u64::from(self.ack_timeout_ticks))
+        now.checked_add(Duration::from_ticks(u64::from(self.ack_timeout_ticks)))
+            .unwrap_or(Instant::MAX)
     }
 
     /// Whether `max_in_flight` messages are unfinished.

@@ -153,7 +153,7 @@ impl<S: Read> Read for RecordFramed<'_, S> {
             // Nothing whole to hand out: move the partial record to the
             // front (it fits, checked above) and read more after it.
             if self.start > 0 {
-                self.buffer.copy_within(self.start..self.end, 0);
+                crate::session::move_down(self.buffer, self.start..self.end, 0);
                 self.end -= self.start;
                 (self.start, self.ready) = (0, 0);
             }

@@ -1,8 +1,11 @@
-//! The panic-never proof of the codec.
+//! The panic-never proof of the codec, and (features) of the async client,
+//! the blocking client and the TLS stream.
 //!
 //! Decodes and encodes every packet type, validates and matches topics, on
 //! bytes the optimizer cannot see through (`black_box`), in a firmware
-//! build (release, LTO). The panic handler calls `never_panic`, which is
+//! build (release, LTO). With `client`, `blocking` or `tls`, also drives
+//! that part of umqtt over a black-box transport (`Wire`), each call polled
+//! or made once, which links all of its code. The panic handler calls `never_panic`, which is
 //! defined nowhere: if any panic path of the codec survives optimization,
 //! the link fails with "undefined symbol: never_panic".
 //!
@@ -33,7 +36,16 @@ extern "C" fn never_panic() -> ! {
 }
 
 #[panic_handler]
-fn panic(_: &PanicInfo<'_>) -> ! {
+fn panic(info: &PanicInfo<'_>) -> ! {
+    // With `diagnose`, keep the panic's message and location alive, so that
+    // the panic functions of core (expect_failed, panic_bounds_check, the
+    // async fn "resumed after completion" panic, ...) stay distinct and
+    // are not merged into one by LLVM's function merging: scripts/panic-never
+    // tells them apart by name.
+    #[cfg(feature = "diagnose")]
+    black_box(info);
+    #[cfg(not(feature = "diagnose"))]
+    let _ = info;
     // SAFETY: never returns; with `diagnose` a plain loop.
     #[allow(unused_unsafe)]
     unsafe {
@@ -112,6 +124,240 @@ fn exercise(p: &Packet<'_>, out: &mut [u8], filter: &str) -> usize {
         _ => {}
     }
     sum
+}
+
+/// A time driver whose time black_box decides: enough to link
+/// embassy-time for the async client.
+#[cfg(feature = "client")]
+mod clock {
+    struct BoxClock;
+
+    impl embassy_time_driver::Driver for BoxClock {
+        fn now(&self) -> u64 {
+            core::hint::black_box(0)
+        }
+        fn schedule_wake(&self, _at: u64, waker: &core::task::Waker) {
+            core::hint::black_box(waker);
+        }
+    }
+
+    embassy_time_driver::time_driver_impl!(static DRIVER: BoxClock = BoxClock);
+}
+
+/// The async client over a transport whose reads and writes black_box
+/// decides; every method polled once.
+#[cfg(feature = "client")]
+mod client {
+    use core::future::Future;
+    use core::hint::black_box;
+    use core::pin::pin;
+    use core::task::{Context, Poll, Waker};
+
+    use umqtt::{Client, ConnectOptions, Publish, QoS};
+
+    pub struct Wire;
+
+    impl embedded_io_async::ErrorType for Wire {
+        type Error = embedded_io_async::ErrorKind;
+    }
+
+    impl embedded_io_async::Read for Wire {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+            let n = black_box(buf.len());
+            if let Some(b) = buf.first_mut() {
+                *b = black_box(0x30);
+            }
+            Ok(n)
+        }
+    }
+
+    impl embedded_io_async::Write for Wire {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            Ok(black_box(buf.len()))
+        }
+
+        async fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    /// Polls `fut` once; returns its output if it finished.
+    pub fn poll<F: Future>(fut: F) -> Option<F::Output> {
+        let mut fut = pin!(fut);
+        let mut cx = Context::from_waker(Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(output) => Some(output),
+            Poll::Pending => None,
+        }
+    }
+
+    /// Every public method of the async client, once.
+    pub fn exercise<T>(transport: T, rx: &mut [u8], tx: &mut [u8]) -> usize
+    where
+        T: embedded_io_async::Read + embedded_io_async::Write,
+    {
+        let mut sum = 0usize;
+        let mut slots = [0u16; 4];
+        let client = Client::new(transport, rx, tx, |m: &Publish<'_>| {
+            sum += black_box(m.payload.len());
+        });
+        let mut client = client.receive_qos2(black_box(&mut slots[..]));
+        let opts = ConnectOptions::new(black_box("board-1"))
+            .keep_alive_secs(black_box(60))
+            .clean_session(black_box(false));
+        let mut done = 0usize;
+        done += usize::from(poll(client.connect(&opts)).is_some_and(|r| r.is_ok()));
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            let qos = black_box(qos);
+            done += usize::from(poll(client.subscribe(black_box("cmd/#"), qos)).is_some());
+            done += usize::from(poll(client.publish(black_box("t"), black_box(b"x"), qos, black_box(false))).is_some());
+            done += usize::from(poll(client.publish_no_wait(black_box("t"), black_box(b"x"), qos, false)).is_some());
+        }
+        done += usize::from(poll(client.unsubscribe(black_box("cmd/#"))).is_some());
+        done += usize::from(poll(client.wait_msg()).is_some());
+        done += usize::from(poll(client.check_msg()).is_some());
+        done += usize::from(poll(client.ping()).is_some());
+        done += usize::from(poll(client.disconnect()).is_some());
+        done += client.in_flight();
+        black_box(client.state());
+        drop(client);
+        done + sum
+    }
+}
+
+/// The blocking client over a transport and clock black_box decides;
+/// every method called once.
+#[cfg(feature = "blocking")]
+mod blocking {
+    use core::hint::black_box;
+
+    use embassy_time::{Duration, Instant};
+    use umqtt::blocking::{Client, Clock, Transport};
+    use umqtt::{ConnectOptions, Publish, QoS};
+
+    pub struct Wire;
+
+    impl embedded_io::ErrorType for Wire {
+        type Error = embedded_io::ErrorKind;
+    }
+
+    impl embedded_io::Read for Wire {
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+            let n = black_box(buf.len());
+            if let Some(b) = buf.first_mut() {
+                *b = black_box(0x30);
+            }
+            Ok(n)
+        }
+    }
+
+    impl embedded_io::Write for Wire {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            Ok(black_box(buf.len()))
+        }
+
+        fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    impl Transport for Wire {
+        fn wait_readable(&mut self, timeout: Option<Duration>) -> Result<bool, Self::Error> {
+            black_box(timeout);
+            Ok(black_box(true))
+        }
+    }
+
+    struct BoxClock;
+
+    impl Clock for BoxClock {
+        fn now(&self) -> Instant {
+            Instant::from_ticks(black_box(0))
+        }
+    }
+
+    pub fn exercise(rx: &mut [u8], tx: &mut [u8]) -> usize {
+        let mut sum = 0usize;
+        let mut slots = [0u16; 4];
+        let client = Client::new(Wire, rx, tx, |m: &Publish<'_>| {
+            sum += black_box(m.payload.len());
+        }, BoxClock);
+        let mut client = client.receive_qos2(black_box(&mut slots[..]));
+        let opts = ConnectOptions::new(black_box("board-1"))
+            .keep_alive_secs(black_box(60))
+            .clean_session(black_box(false));
+        let mut done = 0usize;
+        done += usize::from(client.connect(&opts).is_ok());
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            let qos = black_box(qos);
+            done += usize::from(client.subscribe(black_box("cmd/#"), qos).is_ok());
+            done += usize::from(client.publish(black_box("t"), black_box(b"x"), qos, black_box(false)).is_ok());
+            if let Ok(id) = client.publish_no_wait(black_box("t"), black_box(b"x"), qos, false) {
+                done += usize::from(client.wait_acked(id).is_ok());
+            }
+        }
+        done += usize::from(client.wait_all_acked().is_ok());
+        done += usize::from(client.unsubscribe(black_box("cmd/#")).is_ok());
+        done += usize::from(client.wait_msg().is_ok());
+        done += usize::from(client.check_msg().is_ok());
+        done += usize::from(client.ping().is_ok());
+        done += usize::from(client.reconnect(Wire, &opts).is_ok());
+        done += usize::from(client.disconnect().is_ok());
+        done += client.in_flight();
+        black_box(client.state());
+        black_box(client.into_session());
+        done + sum
+    }
+}
+
+/// The async client over umqtt's TLS stream: PEM decoding, the handshake
+/// (server verified against a CA), then the client over the stream.
+#[cfg(feature = "tls")]
+mod tls {
+    use core::hint::black_box;
+
+    use umqtt::tls::{self, MaxFragmentLength, TLS_RECORD_OVERHEAD, TlsOptions};
+
+    use crate::client::{Wire, exercise, poll};
+
+    struct Rng;
+
+    impl rand_core::RngCore for Rng {
+        fn next_u32(&mut self) -> u32 {
+            black_box(4)
+        }
+        fn next_u64(&mut self) -> u64 {
+            black_box(4)
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            dest.fill(black_box(4));
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+
+    impl rand_core::CryptoRng for Rng {}
+
+    const CA_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n";
+    const MFL: MaxFragmentLength = MaxFragmentLength::Bits12;
+    const READ_RECORD: usize = tls::read_record_buffer_len(Some(MFL));
+    const WRITE_RECORD: usize = 1024 + TLS_RECORD_OVERHEAD;
+
+    pub fn run(rx: &mut [u8], tx: &mut [u8]) -> usize {
+        let mut read = [0u8; READ_RECORD];
+        let mut write = [0u8; WRITE_RECORD];
+        let mut ca_der = [0u8; 1024];
+        let Ok(ca) = tls::pem::certificate_der(black_box(CA_PEM), &mut ca_der) else {
+            return 0;
+        };
+        let options = TlsOptions::new(black_box("broker.example.com"), ca).max_fragment_length(MFL);
+        match poll(tls::connect(Wire, &mut read, &mut write, &options, Rng)) {
+            Some(Ok(stream)) => exercise(stream, rx, tx),
+            _ => 1,
+        }
+    }
 }
 
 #[unsafe(no_mangle)]
@@ -198,6 +444,25 @@ pub extern "C" fn _start() -> ! {
     ];
     for p in black_box(&packets) {
         sum += exercise(p, out, filter);
+    }
+
+    #[cfg(any(feature = "client", feature = "blocking"))]
+    {
+        let mut rx = [0u8; 512];
+        let mut tx = [0u8; 512];
+        let (rx, tx) = (black_box(&mut rx[..]), black_box(&mut tx[..]));
+        #[cfg(all(feature = "client", not(feature = "tls")))]
+        {
+            sum += client::exercise(client::Wire, rx, tx);
+        }
+        #[cfg(feature = "tls")]
+        {
+            sum += tls::run(rx, tx);
+        }
+        #[cfg(feature = "blocking")]
+        {
+            sum += blocking::exercise(rx, tx);
+        }
     }
     black_box(sum);
     loop {

@@ -107,11 +107,17 @@ mod client {
         all(any(feature = "tls", feature = "ws"), not(feature = "report")),
         allow(dead_code)
     )]
+    #[cfg_attr(feature = "report", allow(dead_code))]
     pub fn exercise(rx: &mut [u8], tx: &mut [u8]) -> u32 {
         let mut count = 0u32;
-        let mut client = Client::new(Wire, rx, tx, |m: &Publish<'_>| {
+        #[cfg(feature = "qos2")]
+        let mut slots = [0u16; 8];
+        let client = Client::new(Wire, rx, tx, |m: &Publish<'_>| {
             count += black_box(m.payload.len() as u32);
         });
+        #[cfg(feature = "qos2")]
+        let client = client.receive_qos2(black_box(&mut slots[..]));
+        let mut client = client;
         // Budget for the client itself, without its buffers (issue 6).
         const { assert!(core::mem::size_of::<Client<'static, Wire, fn(&Publish<'_>)>>() <= 128) };
         let opts = ConnectOptions::new(black_box("board-1")).keep_alive_secs(black_box(60));
@@ -122,6 +128,11 @@ mod client {
         done += u32::from(poll::<FUTURE_BUDGET, _>(client.subscribe(black_box("cmd/#"), QoS::AtLeastOnce)));
         done += u32::from(poll::<FUTURE_BUDGET, _>(client.publish(black_box("t"), black_box(b"x"), QoS::AtLeastOnce, false)));
         done += u32::from(poll::<FUTURE_BUDGET, _>(client.publish(black_box("t"), black_box(b"x"), QoS::AtMostOnce, false)));
+        #[cfg(feature = "qos2")]
+        {
+            done += u32::from(poll::<FUTURE_BUDGET, _>(client.publish(black_box("t"), black_box(b"x"), QoS::ExactlyOnce, false)));
+            done += u32::from(poll::<FUTURE_BUDGET, _>(client.subscribe(black_box("q2/#"), QoS::ExactlyOnce)));
+        }
         done += u32::from(poll::<FUTURE_BUDGET, _>(client.wait_msg()));
         done += u32::from(poll::<FUTURE_BUDGET, _>(client.check_msg()));
         done += u32::from(poll::<FUTURE_BUDGET, _>(client.ping()));
@@ -311,6 +322,154 @@ mod ws {
     }
 }
 
+/// The engine alone, driven with plain calls as a custom driver would:
+/// no transport, no clock, no futures.
+#[cfg(feature = "engine")]
+mod engine {
+    use core::hint::black_box;
+
+    use embassy_time::Instant;
+    use umqtt::engine::{Engine, Event, Transmit};
+    use umqtt::{ConnectOptions, QoS, SubscribeTopic};
+
+    #[cfg_attr(feature = "report", allow(dead_code))]
+    pub fn exercise(rx: &mut [u8], tx: &mut [u8]) -> u32 {
+        let mut slots = [0u16; 8];
+        let mut engine = Engine::new(rx, tx);
+        engine.receive_qos2(black_box(&mut slots[..]));
+        let now = || Instant::from_ticks(black_box(0));
+        let opts = ConnectOptions::new(black_box("board-1")).keep_alive_secs(black_box(60));
+        let mut sum = 0u32;
+        sum += u32::from(engine.connect(&opts, now()).is_ok());
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            let qos = black_box(qos);
+            if let Ok(Some(id)) = engine.publish(black_box("t"), black_box(b"x"), qos, false) {
+                sum += u32::from(id.get());
+            }
+        }
+        let topics = [SubscribeTopic { filter: black_box("cmd/#"), qos: black_box(QoS::ExactlyOnce) }];
+        sum += u32::from(engine.subscribe(&topics).is_ok());
+        for _ in 0..black_box(4) {
+            while let Some(t) = engine.poll_transmit() {
+                match t {
+                    Transmit::Write(bytes) => {
+                        let n = black_box(bytes.len());
+                        if engine.on_written(n).is_err() {
+                            return sum;
+                        }
+                    }
+                    Transmit::Flush => engine.on_flushed(now()),
+                }
+            }
+            if let Ok(buf) = engine.read_buf() {
+                let n = black_box(buf.len());
+                if let Some(b) = buf.first_mut() {
+                    *b = black_box(0x30);
+                }
+                if engine.on_read(n, now()).is_err() {
+                    return sum;
+                }
+            }
+            while let Ok(Some(event)) = engine.poll(now()) {
+                sum += match event {
+                    Event::Message(m) => m.payload.len() as u32,
+                    Event::Published(id) => u32::from(id.get()),
+                    _ => 1,
+                };
+            }
+            if let Ok(Some(at)) = engine.handle_timeout(now()) {
+                sum += at.as_ticks() as u32;
+            }
+        }
+        sum
+    }
+}
+
+/// The blocking client over a black-box transport and clock.
+#[cfg(feature = "blocking")]
+mod blocking {
+    use core::hint::black_box;
+
+    use embassy_time::{Duration, Instant};
+    use umqtt::blocking::{Client, Clock, Transport};
+    use umqtt::{ConnectOptions, Publish, QoS};
+
+    /// A transport whose reads and writes take whatever black_box says.
+    pub struct Wire;
+
+    impl embedded_io::ErrorType for Wire {
+        type Error = embedded_io::ErrorKind;
+    }
+
+    impl embedded_io::Read for Wire {
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+            let n = black_box(buf.len());
+            if let Some(b) = buf.first_mut() {
+                *b = black_box(0x30);
+            }
+            Ok(n)
+        }
+    }
+
+    impl embedded_io::Write for Wire {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            Ok(black_box(buf.len()))
+        }
+
+        fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    impl Transport for Wire {
+        fn wait_readable(&mut self, timeout: Option<Duration>) -> Result<bool, Self::Error> {
+            black_box(timeout);
+            Ok(black_box(true))
+        }
+    }
+
+    /// A clock whose time black_box decides.
+    pub struct BoxClock;
+
+    impl Clock for BoxClock {
+        fn now(&self) -> Instant {
+            Instant::from_ticks(black_box(0))
+        }
+    }
+
+    #[cfg_attr(not(feature = "report"), allow(dead_code))]
+    pub type BlockingClient<'b> = Client<'b, Wire, fn(&Publish<'_>), BoxClock>;
+
+    #[cfg_attr(feature = "report", allow(dead_code))]
+    pub fn exercise(rx: &mut [u8], tx: &mut [u8]) -> u32 {
+        let mut count = 0u32;
+        #[cfg(feature = "qos2")]
+        let mut slots = [0u16; 8];
+        let client = Client::new(Wire, rx, tx, |m: &Publish<'_>| {
+            count += black_box(m.payload.len() as u32);
+        }, BoxClock);
+        #[cfg(feature = "qos2")]
+        let client = client.receive_qos2(black_box(&mut slots[..]));
+        let mut client = client;
+        let opts = ConnectOptions::new(black_box("board-1")).keep_alive_secs(black_box(60));
+        let mut done = 0u32;
+        done += u32::from(client.connect(&opts).is_ok());
+        done += u32::from(client.subscribe(black_box("cmd/#"), QoS::AtLeastOnce).is_ok());
+        done += u32::from(client.publish(black_box("t"), black_box(b"x"), QoS::AtLeastOnce, false).is_ok());
+        done += u32::from(client.publish(black_box("t"), black_box(b"x"), QoS::AtMostOnce, false).is_ok());
+        #[cfg(feature = "qos2")]
+        {
+            done += u32::from(client.publish(black_box("t"), black_box(b"x"), QoS::ExactlyOnce, false).is_ok());
+            done += u32::from(client.subscribe(black_box("q2/#"), QoS::ExactlyOnce).is_ok());
+        }
+        done += u32::from(client.wait_msg().is_ok());
+        done += u32::from(client.check_msg().is_ok());
+        done += u32::from(client.ping().is_ok());
+        done += u32::from(client.disconnect().is_ok());
+        done + count
+    }
+}
+
 #[entry]
 fn main() -> ! {
     let mut rx = [0u8; 512];
@@ -319,6 +478,16 @@ fn main() -> ! {
     black_box(&mut tx);
     #[cfg(feature = "codec")]
     black_box(exercise_codec(&mut rx));
+    #[cfg(all(feature = "engine", not(feature = "report")))]
+    black_box(engine::exercise(&mut rx, &mut tx));
+    #[cfg(all(feature = "blocking", not(feature = "report")))]
+    black_box(blocking::exercise(&mut rx, &mut tx));
+    #[cfg(feature = "report")]
+    {
+        use cortex_m_semihosting::hprintln;
+        hprintln!("size_of Engine {}", core::mem::size_of::<umqtt::engine::Engine<'static>>());
+        hprintln!("size_of blocking-Client {}", core::mem::size_of::<blocking::BlockingClient<'static>>());
+    }
     // With `tls` the client runs over TLS only, so that the flash figure is
     // the client over TLS, not the client twice. With `report` both run,
     // TLS first: the plain client's report exits QEMU.
