@@ -111,7 +111,16 @@ static uint8_t *encode_burst(int qos, const char *topic, long n, int size, size_
     uint8_t one[1024];
     *each = put_publish(one, qos, topic, size, 1);
     uint8_t *buf = xmalloc(*each * n);
-    for (long i = 0; i < n; i++) put_publish(buf + *each * i, qos, topic, size, (unsigned)(i % MAXID) + 1);
+    /* One encoded message copied N times, the packet id patched in. */
+    size_t id_at = *each - size - 2;
+    for (long i = 0; i < n; i++) {
+        uint8_t *p = buf + *each * i;
+        memcpy(p, one, *each);
+        if (qos) {
+            unsigned id = (unsigned)(i % MAXID) + 1;
+            p[id_at] = id >> 8, p[id_at + 1] = id & 255;
+        }
+    }
     return buf;
 }
 

@@ -527,9 +527,10 @@ def table(r, wire):
             if v is not None and tag:
                 cell += f" {tag}"
             notes = []
-            if v is not None and base and c != "umqtt":
+            counts = key.startswith(("callgrind", "strace"))
+            if v is not None and base and c != "umqtt" and not (c == CEILING and counts):
                 notes.append(f"{v / base:.2f}× umqtt")
-            if v is not None and ceil and c != CEILING and not key.startswith(("callgrind", "strace")):
+            if v is not None and ceil and c != CEILING and not counts:
                 notes.append(f"{(ceil / v if higher else v / ceil):.1f}× off ceiling")
             if notes:
                 cell += " (" + ", ".join(notes) + ")"
@@ -542,7 +543,7 @@ def table(r, wire):
             cells.append(cell)
         out.append(f"| {title} | " + " | ".join(cells) + " |")
     windows = "; ".join(
-        f"{TITLES[c]}: " + ", ".join(
+        f"QoS {q}, {TITLES[c]}: " + ", ".join(
             f"{vw[0] + ' ' if vw[0] else ''}{vw[1]}: {fmt(v)}" for vw, v in (r.get((c, f"q{q}_all")) or {}).items())
         for q in (1, 2) for c in clients if r.get((c, f"q{q}_all"))
     )
