@@ -63,10 +63,10 @@ PEER_TITLES = {
 }
 WINDOWS = {
     CEILING: [64, 1024, 65535],
-    "umqtt": [16, 64, 256, 1024],
-    "rumqttc": [64, 1024],
+    "umqtt": [64, 256, 1024, 4096, 16384],
+    "rumqttc": [64, 1024, 16384],
     "paho": [64, 1024],
-    "mosquitto": [64, 1024],
+    "mosquitto": [64, 1024, 16384],
 }
 # Ways to run a client, all tried, the best kept and named in the table:
 # rumqttc on tokio's multi-thread ("mt", its `#[tokio::main]` default) or
