@@ -224,9 +224,14 @@ pub(crate) fn decode_to_client<'a>(
     Ok(Some(packet))
 }
 
-/// Checks `packet` and returns its remaining length.
-fn remaining_len(packet: &Packet<'_>) -> Result<usize, Malformed> {
+/// Checks `packet` and returns its remaining length. With `TO_SERVER`,
+/// only the packets a client sends are accepted (CONNACK and SUBACK are
+/// `Invalid`), so a client links neither writer.
+fn remaining_len<const TO_SERVER: bool>(packet: &Packet<'_>) -> Result<usize, Malformed> {
     let len = match packet {
+        Packet::ConnAck(_) | Packet::SubAck(_) if TO_SERVER => {
+            return Err(Malformed::ReservedPacketType);
+        }
         Packet::Connect(c) => c.body_len()?,
         Packet::ConnAck(c) => c.body_len()?,
         Packet::Publish(p) => p.body_len()?,
@@ -245,7 +250,7 @@ fn remaining_len(packet: &Packet<'_>) -> Result<usize, Malformed> {
 
 /// Checks `packet` and returns the number of bytes [`encode`] will write.
 pub fn encoded_len(packet: &Packet<'_>) -> Result<usize, EncodeError> {
-    let remaining = remaining_len(packet)?;
+    let remaining = remaining_len::<false>(packet)?;
     Ok(1 + wire::var_int_len(remaining) + remaining)
 }
 
@@ -254,12 +259,26 @@ pub fn encoded_len(packet: &Packet<'_>) -> Result<usize, EncodeError> {
 /// Nothing is written when the packet breaks the specification
 /// ([`EncodeError::Invalid`]) or does not fit ([`EncodeError::BufferTooSmall`]).
 pub fn encode(packet: &Packet<'_>, buf: &mut [u8]) -> Result<usize, EncodeError> {
-    let remaining = remaining_len(packet)?;
+    encode_as::<false>(packet, buf)
+}
+
+/// [`encode`] for a client: the packets a server sends (CONNACK, SUBACK)
+/// are refused unwritten, so a client links neither writer.
+pub(crate) fn encode_to_server(packet: &Packet<'_>, buf: &mut [u8]) -> Result<usize, EncodeError> {
+    encode_as::<true>(packet, buf)
+}
+
+fn encode_as<const TO_SERVER: bool>(
+    packet: &Packet<'_>,
+    buf: &mut [u8],
+) -> Result<usize, EncodeError> {
+    let remaining = remaining_len::<TO_SERVER>(packet)?;
     let needed = 1 + wire::var_int_len(remaining) + remaining;
     let out = buf.get_mut(..needed).ok_or(EncodeError::BufferTooSmall { needed })?;
     let mut w = Writer::new(out);
     w.fixed_header(first_byte(packet), remaining)?;
     match packet {
+        Packet::ConnAck(_) | Packet::SubAck(_) if TO_SERVER => {}
         Packet::Connect(c) => c.write(&mut w)?,
         Packet::ConnAck(c) => c.write(&mut w)?,
         Packet::Publish(p) => p.write(&mut w)?,
