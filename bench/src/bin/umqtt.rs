@@ -11,11 +11,10 @@ use umqtt_bench::{Args, payload, percentiles, secs, usage, wall};
 
 type Tcp = FromTokio<tokio::net::TcpStream>;
 
-/// Whether the `pub2` mode (pipelined QoS 2) runs. umqtt refuses
-/// `QoS::ExactlyOnce` publishes until its QoS 2 support lands; `pub2` then
-/// prints `unsupported=1` and exits 3, which `scripts/bench` shows as n/a.
-/// Nothing to flip when `queue_publish` starts taking `ExactlyOnce`: the mode
-/// switches itself on. Set this to `false` to leave the row out meanwhile.
+/// Whether the `pub2` mode (pipelined QoS 2) runs. When it does not (this
+/// is `false`, or `queue_publish` refuses `QoS::ExactlyOnce` with
+/// `InvalidArgument`), `pub2` prints `unsupported=1` and exits 3, which
+/// `scripts/bench` shows as "no QoS 2".
 const QOS2_PUBLISH: bool = true;
 
 async fn tcp(port: u16) -> Tcp {
@@ -93,7 +92,7 @@ async fn run(args: Args) {
                             Ok(_) => {}
                             Err(Error::WouldBlock) => {
                                 client
-                                    .publish_no_wait(topic, &body, false)
+                                    .publish_no_wait(topic, &body, QoS::AtLeastOnce, false)
                                     .await
                                     .expect("publish");
                             }
@@ -108,29 +107,23 @@ async fn run(args: Args) {
                         println!("unsupported=1");
                         std::process::exit(3);
                     }
-                    // As pub1: queue until the window or tx is full, then
-                    // flush and wait for the oldest exchange to complete.
-                    let mut ids = std::collections::VecDeque::new();
+                    // As pub1, at QoS 2: queue until the window or tx is
+                    // full, then publish_no_wait makes room.
                     for _ in 0..n {
-                        loop {
-                            match client.queue_publish(topic, &body, QoS::ExactlyOnce, false) {
-                                Ok(id) => {
-                                    ids.extend(id);
-                                    break;
-                                }
-                                Err(Error::WouldBlock) => {
-                                    client.flush().await.expect("flush");
-                                    if let Some(id) = ids.pop_front() {
-                                        client.wait_acked(id).await.expect("PUBCOMP");
-                                    }
-                                }
-                                Err(Error::InvalidArgument(_)) => {
-                                    // Not yet in umqtt: the row shows n/a.
-                                    println!("unsupported=1");
-                                    std::process::exit(3);
-                                }
-                                Err(e) => panic!("queue_publish: {e:?}"),
+                        match client.queue_publish(topic, &body, QoS::ExactlyOnce, false) {
+                            Ok(_) => {}
+                            Err(Error::WouldBlock) => {
+                                client
+                                    .publish_no_wait(topic, &body, QoS::ExactlyOnce, false)
+                                    .await
+                                    .expect("publish");
                             }
+                            Err(Error::InvalidArgument(_)) => {
+                                // A umqtt without QoS 2: the row shows n/a.
+                                println!("unsupported=1");
+                                std::process::exit(3);
+                            }
+                            Err(e) => panic!("queue_publish: {e:?}"),
                         }
                     }
                     client.wait_all_acked().await.expect("acks");
@@ -161,7 +154,7 @@ async fn run(args: Args) {
                                 .expect("publish");
                         } else {
                             client
-                                .publish_no_wait(topic, &body, false)
+                                .publish_no_wait(topic, &body, QoS::AtLeastOnce, false)
                                 .await
                                 .expect("publish");
                         }
