@@ -666,8 +666,8 @@ publish) or as libmosquitto driven in the caller's thread by `bench/mosq_bench.c
   publish call to its PUBACK.
 - QoS 1 / QoS 2 pipelined: {{n}} messages until every PUBACK (PUBCOMP) is in, for each
   client's in-flight settings ({{windows}}); the best is shown with its window. umqtt:
-  `queue_publish` until `WouldBlock`, then `publish_no_wait` (QoS 2: `flush` +
-  `wait_acked` of the oldest), `wait_all_acked`, `max_in_flight` = window; rumqttc:
+  `queue_publish` until `WouldBlock`, then `publish_no_wait` (QoS 1 or 2),
+  `wait_all_acked`, `max_in_flight` = window; rumqttc:
   `set_inflight`, request channel of 1024; paho: `max_inflight_messages_set`;
   libmosquitto: `mosquitto_max_inflight_messages_set`, `mosquitto_loop` whenever the
   window is full. "no QoS 2": the client refuses `QoS::ExactlyOnce` publishes.
