@@ -5,6 +5,7 @@
  *
  *   mosq_bench pub0 PORT TOPIC N SIZE       QoS 0 publish loop
  *   mosq_bench pub1 PORT TOPIC N SIZE INFLIGHT  pipelined QoS 1, until all PUBACKs
+ *   mosq_bench pub2 PORT TOPIC N SIZE INFLIGHT  pipelined QoS 2, until all PUBCOMPs
  *   mosq_bench rtt PORT TOPIC N SIZE        QoS 1 stop-and-wait round trips
  *   mosq_bench prep PORT CLIENT_ID TOPIC QOS persistent session: subscribe
  *   mosq_bench drain PORT CLIENT_ID N       resume the session, receive N
@@ -62,7 +63,7 @@ int main(int argc, char **argv) {
     const char *mode = argv[1];
     int port = atoi(argv[2]);
     mosquitto_lib_init();
-    if ((!strcmp(mode, "pub0") && argc == 6) || (!strcmp(mode, "pub1") && argc == 7)) {
+    if ((!strcmp(mode, "pub0") && argc == 6) || ((!strcmp(mode, "pub1") || !strcmp(mode, "pub2")) && argc == 7)) {
         const char *topic = argv[3];
         long n = atol(argv[4]);
         int size = atoi(argv[5]), qos = mode[3] - '0';

@@ -4,6 +4,7 @@ one-line `key=value` output as the Rust bench binaries.
 
     bench_paho.py pub0 PORT TOPIC N SIZE
     bench_paho.py pub1 PORT TOPIC N SIZE INFLIGHT
+    bench_paho.py pub2 PORT TOPIC N SIZE INFLIGHT
     bench_paho.py rtt PORT TOPIC N SIZE
     bench_paho.py prep PORT CLIENT_ID TOPIC QOS
     bench_paho.py drain PORT CLIENT_ID N
@@ -47,10 +48,10 @@ def disconnect(client):
 
 def main():
     mode, port = sys.argv[1], int(sys.argv[2])
-    if mode in ("pub0", "pub1", "rtt"):
+    if mode in ("pub0", "pub1", "pub2", "rtt"):
         topic, n, size = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
         body = payload(size)
-        client = connect(port, inflight=int(sys.argv[6]) if mode == "pub1" else None)
+        client = connect(port, inflight=int(sys.argv[6]) if mode in ("pub1", "pub2") else None)
         if mode == "pub0":
             start = time.perf_counter()
             for _ in range(n):
@@ -59,12 +60,13 @@ def main():
             while client.want_write():
                 client.loop_write()
             print(f"sent_s={time.perf_counter() - start}")
-        elif mode == "pub1":
+        elif mode in ("pub1", "pub2"):
+            qos = int(mode[-1])
             acked = [0]
             client.on_publish = lambda c, u, mid, rc, props: acked.__setitem__(0, acked[0] + 1)
             start = time.perf_counter()
             for _ in range(n):
-                client.publish(topic, body, qos=1)
+                client.publish(topic, body, qos=qos)
                 client.loop(timeout=0)  # read PUBACKs that are already there
             while acked[0] < n:
                 client.loop(timeout=1.0)

@@ -34,6 +34,7 @@ pub fn usage() -> ! {
         "usage: MODE ARGS\n\
          pub0 PORT TOPIC N SIZE            QoS 0 publish loop\n\
          pub1 PORT TOPIC N SIZE INFLIGHT   pipelined QoS 1 publish, until all PUBACKs\n\
+         pub2 PORT TOPIC N SIZE INFLIGHT   pipelined QoS 2 publish, until all PUBCOMPs\n\
          rtt PORT TOPIC N SIZE             QoS 1 stop-and-wait round trips\n\
          prep PORT CLIENT_ID TOPIC QOS     persistent session: subscribe, disconnect\n\
          drain PORT CLIENT_ID N            resume the session, receive N messages\n\

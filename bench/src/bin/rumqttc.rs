@@ -47,12 +47,12 @@ async fn disconnect(client: &AsyncClient, eventloop: &mut EventLoop) {
 async fn run(args: Args) {
     let port = args.num(1) as u16;
     match args.text(0) {
-        "pub0" | "pub1" | "rtt" => {
+        "pub0" | "pub1" | "pub2" | "rtt" => {
             let (topic, n, size) = (args.text(2).to_owned(), args.num(3), args.num(4));
             let body = bytes::Bytes::from(payload(size));
             let mut opts = options(&format!("rumqttc-{}", std::process::id()), port);
             let mode = args.text(0);
-            if mode == "pub1" {
+            if mode == "pub1" || mode == "pub2" {
                 opts.set_inflight(args.num(5) as u16);
             }
             let (client, mut eventloop) = AsyncClient::new(opts, CHANNEL);
@@ -79,10 +79,10 @@ async fn run(args: Args) {
                     println!("median_us={median} p99_us={p99}");
                 }
                 _ => {
-                    let q = if mode == "pub0" {
-                        QoS::AtMostOnce
-                    } else {
-                        QoS::AtLeastOnce
+                    let q = match mode {
+                        "pub0" => QoS::AtMostOnce,
+                        "pub1" => QoS::AtLeastOnce,
+                        _ => QoS::ExactlyOnce,
                     };
                     let publisher = client.clone();
                     tokio::spawn(async move {
@@ -99,7 +99,7 @@ async fn run(args: Args) {
                             Event::Outgoing(Outgoing::Publish(_)) if q == QoS::AtMostOnce => {
                                 done += 1
                             }
-                            Event::Incoming(Packet::PubAck(_)) => done += 1,
+                            Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_)) => done += 1,
                             _ => {}
                         }
                     }

@@ -11,6 +11,12 @@ use umqtt_bench::{Args, payload, percentiles, secs, usage, wall};
 
 type Tcp = FromTokio<tokio::net::TcpStream>;
 
+/// Whether the `pub2` mode (pipelined QoS 2) runs. When it does not (this
+/// is `false`, or `queue_publish` refuses `QoS::ExactlyOnce` with
+/// `InvalidArgument`), `pub2` prints `unsupported=1` and exits 3, which
+/// `scripts/bench` shows as "no QoS 2".
+const QOS2_PUBLISH: bool = true;
+
 async fn tcp(port: u16) -> Tcp {
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -52,11 +58,11 @@ async fn run(args: Args) {
         count.set(count.get() + 1);
     };
     match args.text(0) {
-        "pub0" | "pub1" | "rtt" | "fill" => {
+        "pub0" | "pub1" | "pub2" | "rtt" | "fill" => {
             let (topic, n, size) = (args.text(2), args.num(3), args.num(4));
             let mode = args.text(0);
             let inflight = match mode {
-                "pub1" => args.num(5),
+                "pub1" | "pub2" => args.num(5),
                 "fill" => 256,
                 _ => 1,
             };
@@ -86,9 +92,36 @@ async fn run(args: Args) {
                             Ok(_) => {}
                             Err(Error::WouldBlock) => {
                                 client
-                                    .publish_no_wait(topic, &body, false)
+                                    .publish_no_wait(topic, &body, QoS::AtLeastOnce, false)
                                     .await
                                     .expect("publish");
+                            }
+                            Err(e) => panic!("queue_publish: {e:?}"),
+                        }
+                    }
+                    client.wait_all_acked().await.expect("acks");
+                    println!("acked_s={}", secs(start));
+                }
+                "pub2" => {
+                    if !QOS2_PUBLISH {
+                        println!("unsupported=1");
+                        std::process::exit(3);
+                    }
+                    // As pub1, at QoS 2: queue until the window or tx is
+                    // full, then publish_no_wait makes room.
+                    for _ in 0..n {
+                        match client.queue_publish(topic, &body, QoS::ExactlyOnce, false) {
+                            Ok(_) => {}
+                            Err(Error::WouldBlock) => {
+                                client
+                                    .publish_no_wait(topic, &body, QoS::ExactlyOnce, false)
+                                    .await
+                                    .expect("publish");
+                            }
+                            Err(Error::InvalidArgument(_)) => {
+                                // A umqtt without QoS 2: the row shows n/a.
+                                println!("unsupported=1");
+                                std::process::exit(3);
                             }
                             Err(e) => panic!("queue_publish: {e:?}"),
                         }
@@ -121,7 +154,7 @@ async fn run(args: Args) {
                                 .expect("publish");
                         } else {
                             client
-                                .publish_no_wait(topic, &body, false)
+                                .publish_no_wait(topic, &body, QoS::AtLeastOnce, false)
                                 .await
                                 .expect("publish");
                         }
