@@ -321,16 +321,19 @@ impl Outbox {
         }
         let [hi, lo] = entry.packet_id.get().to_be_bytes();
         let pubrel = [0x62, 0x02, hi, lo];
-        let at = if entry.start == self.head {
-            // The oldest: the PUBREL ends where the PUBLISH ended and the
-            // bytes before it are freed, so no byte moves.
-            self.head = entry.end - pubrel.len();
+        let shrink = entry.end - entry.start - pubrel.len();
+        // Move whichever side holds fewer bytes: the older packets (often
+        // a few PUBRELs awaiting PUBCOMP, or none for the oldest) up
+        // against the PUBREL, or the newer ones down. Moving the newer
+        // ones every time would cost a whole window per PUBREC.
+        let at = if entry.start - self.head <= self.len - entry.end {
+            move_up(buf, self.head..entry.start, self.head + shrink);
+            self.head += shrink;
             if self.last_start == entry.start {
-                self.last_start = self.head;
+                self.last_start = entry.end - pubrel.len();
             }
-            self.head
+            entry.end - pubrel.len()
         } else {
-            let shrink = entry.end - entry.start - pubrel.len();
             move_down(buf, entry.end..self.len, entry.start + pubrel.len());
             self.len -= shrink;
             if entry.start < self.last_start {
@@ -435,6 +438,31 @@ pub(crate) fn move_down(buf: &mut [u8], from: core::ops::Range<usize>, to: usize
         };
         dst.copy_from_slice(chunk);
         src += n;
+    }
+}
+
+/// `buf.copy_within(from, to)` for `to >= from.start`, as copies of chunks
+/// that do not overlap, last chunk first (`memcpy`, not `memmove`, as
+/// [`move_down`]). Copies nothing out of range.
+pub(crate) fn move_up(buf: &mut [u8], from: core::ops::Range<usize>, to: usize) {
+    let gap = to.saturating_sub(from.start);
+    let len = from.end.saturating_sub(from.start);
+    if gap == 0 || len == 0 || to.saturating_add(len) > buf.len() {
+        return;
+    }
+    let mut end = from.end;
+    while end > from.start {
+        let n = gap.min(end - from.start);
+        let src = end - n;
+        // The destination `src + gap..end + gap` starts at or after `end`.
+        let Some((head, tail)) = buf.split_at_mut_checked(end) else { return };
+        let (Some(chunk), Some(dst)) =
+            (head.get(src..end), tail.get_mut(src + gap - end..src + gap - end + n))
+        else {
+            return;
+        };
+        dst.copy_from_slice(chunk);
+        end = src;
     }
 }
 
@@ -872,6 +900,74 @@ mod tests {
                     assert_eq!(moved, expected, "{start}..{end} to {to}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn move_up_equals_copy_within_for_every_overlap() {
+        let original: std::vec::Vec<u8> = (0..40).collect();
+        for start in 0..=40 {
+            for end in start..=40 {
+                for to in start..=40 - (end - start) {
+                    let mut expected = original.clone();
+                    expected.copy_within(start..end, to);
+                    let mut moved = original.clone();
+                    move_up(&mut moved, start..end, to);
+                    assert_eq!(moved, expected, "{start}..{end} to {to}");
+                }
+            }
+        }
+        let mut buf = [1u8, 2, 3, 4];
+        move_up(&mut buf, 1..3, 3); // past the end: nothing
+        assert_eq!(buf, [1, 2, 3, 4]);
+    }
+
+    /// QoS 2 PUBLISHes released in every order, interleaved with
+    /// completions: the outbox always holds, in publication order, a
+    /// PUBLISH for each message without PUBREC and a PUBREL for each with.
+    #[test]
+    fn mqtt_4_4_0_1_release_keeps_publication_order_whichever_side_moves() {
+        for order in [[1u16, 2, 3, 4, 5], [3, 1, 5, 2, 4], [5, 4, 3, 2, 1], [2, 4, 1, 3, 5]] {
+            let mut buf = [0u8; 512];
+            let mut outbox = Outbox::default();
+            for n in 1..=5u16 {
+                let publish = Publish {
+                    dup: false,
+                    qos: QoS::ExactlyOnce,
+                    retain: false,
+                    topic: ["a", "bbbbbbbbbbbb", "c"][usize::from(n) % 3],
+                    packet_id: Some(id(n)),
+                    payload: b"payload",
+                };
+                let len =
+                    packet::encode(&Packet::Publish(publish), &mut buf[outbox.len()..]).unwrap();
+                outbox.push_publish(&buf, len);
+            }
+            let mut released = std::vec::Vec::new();
+            for n in order {
+                let entry = outbox.find(&buf, id(n)).unwrap();
+                let (start, end) = outbox.release(&mut buf, entry).unwrap();
+                assert_eq!(buf[start..end], [0x62, 0x02, 0, n as u8]);
+                released.push(n);
+                let stages: std::vec::Vec<(u16, Stage)> =
+                    outbox.entries(&buf).map(|e| (e.packet_id.get(), e.stage)).collect();
+                let expected: std::vec::Vec<(u16, Stage)> = (1..=5)
+                    .map(|k| {
+                        let stage = if released.contains(&k) {
+                            Stage::AwaitingPubComp
+                        } else {
+                            Stage::AwaitingPubRec
+                        };
+                        (k, stage)
+                    })
+                    .collect();
+                assert_eq!(stages, expected, "order {order:?}");
+                assert!(outbox.matches(&buf));
+            }
+            for n in 1..=5 {
+                assert!(outbox.remove(&mut buf, id(n)));
+            }
+            assert!(outbox.is_empty());
         }
     }
 
