@@ -13,7 +13,7 @@
 //!     socket: S,                         // a connected TCP socket
 //!     rng: impl tls::CryptoRngCore,      // the HAL RNG, or OsRng on a host
 //!     read_record: &mut [u8],            // tls::READ_RECORD_BUFFER bytes (33 285)
-//!     write_record: &mut [u8],           // e.g. 1024 + tls::TLS_RECORD_OVERHEAD
+//!     write_record: &mut [u8],           // e.g. 2 * (1024 + tls::TLS_RECORD_OVERHEAD)
 //! ) -> Result<(), tls::ConnectError> {
 //!     const CA_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
 //!     let mut ca_der = [0u8; 1024];
@@ -34,13 +34,15 @@
 //!
 //! **Cancel safety**: the stream [`connect`] returns reads the socket
 //! through [`RecordFramed`], so dropping a pending read (`check_msg`, a
-//! `select` with a timer) loses nothing, unlike a bare embedded-tls
-//! connection. See [`connect`].
+//! `select` with a timer) loses nothing, and writes each record whole or
+//! not at all, never reusing a sequence number (nonce), unlike a bare
+//! embedded-tls connection. See [`connect`] and [`TlsStream`].
 
 mod der;
 mod framed;
 pub mod pem;
 mod provider;
+mod stream;
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -55,11 +57,7 @@ pub use embedded_tls::{
 pub use framed::{FramedError, RecordFramed};
 pub use pem::{EcPrivateKey, PemError};
 pub use provider::{CipherSuite, SERVER_CHAIN_CAPACITY, TlsProvider};
-
-/// An open TLS connection over socket `S` (read through [`RecordFramed`]);
-/// implements embedded-io-async `Read` + `Write`, so
-/// [`Client`](crate::Client) runs over it unchanged.
-pub type TlsStream<'b, S> = TlsConnection<'b, RecordFramed<'b, S>, CipherSuite>;
+pub use stream::TlsStream;
 
 /// Read record buffer size without max fragment length negotiation
 /// (33 285 bytes): embedded-tls's record buffer for the largest TLS 1.3
@@ -68,9 +66,14 @@ pub type TlsStream<'b, S> = TlsConnection<'b, RecordFramed<'b, S>, CipherSuite>;
 pub const READ_RECORD_BUFFER: usize = read_record_buffer_len(None);
 
 /// Smallest write record buffer [`connect`] accepts without a client
-/// certificate: a ClientHello with a 64-byte server name plus the record
+/// certificate: twice (embedded-tls's record buffer and the
+/// [`RecordFramed`] outbox that makes writes cancel-safe, each half of the
+/// buffer) a ClientHello with a 64-byte server name plus the record
 /// overhead embedded-tls reserves.
-pub const MIN_WRITE_RECORD_BUFFER: usize = 512;
+pub const MIN_WRITE_RECORD_BUFFER: usize = 2 * MIN_HANDSHAKE_WRITE;
+
+/// embedded-tls's half of the write buffer must hold the ClientHello.
+const MIN_HANDSHAKE_WRITE: usize = 512;
 
 /// Read record buffer size for a given max fragment length (`None`: the
 /// default 2^14): twice the largest record body (the fragment plus 256
@@ -217,16 +220,17 @@ impl<'a, C: TlsClock> TlsOptions<'a, C> {
         read_record_buffer_len(self.max_fragment_length)
     }
 
-    /// Smallest write record buffer these options accept (the handshake is
-    /// encoded in it, including the client certificate).
+    /// Smallest write record buffer these options accept: twice what the
+    /// handshake is encoded in (including the client certificate), one half
+    /// for embedded-tls, the other for the outbox of [`RecordFramed`].
     pub fn min_write_record_buffer_len(&self) -> usize {
-        MIN_WRITE_RECORD_BUFFER + self.client.map_or(0, |c| c.certificate_der.len() + 16)
+        2 * (MIN_HANDSHAKE_WRITE + self.client.map_or(0, |c| c.certificate_der.len() + 16))
     }
 
     /// Largest useful write record buffer: records may not exceed the
-    /// negotiated fragment length.
+    /// negotiated fragment length (twice: embedded-tls and the outbox).
     fn max_write_record_buffer_len(&self) -> usize {
-        fragment_len(self.max_fragment_length) + TLS_RECORD_OVERHEAD
+        2 * (fragment_len(self.max_fragment_length) + TLS_RECORD_OVERHEAD)
     }
 }
 
@@ -314,10 +318,12 @@ impl defmt::Format for ConnectError {
 /// ([`READ_RECORD_BUFFER`], 33 285, unless a max fragment length is set;
 /// 8 709 with [`MaxFragmentLength::Bits12`]): it is split between
 /// embedded-tls's record buffer and the [`RecordFramed`] adapter;
-/// `write_record` at least [`TlsOptions::min_write_record_buffer_len`]
-/// (larger writes are split into several records; a buffer longer than the
-/// negotiated fragment length plus [`TLS_RECORD_OVERHEAD`] is used only up
-/// to that length).
+/// `write_record` at least [`TlsOptions::min_write_record_buffer_len`]:
+/// half of it is embedded-tls's record buffer, half the outbox that makes
+/// writes cancel-safe, so a record carries up to `len / 2 -`
+/// [`TLS_RECORD_OVERHEAD`] `- 6` bytes of plaintext (larger writes are
+/// split into several records; a buffer longer than twice the negotiated
+/// fragment length plus [`TLS_RECORD_OVERHEAD`] is used only up to that).
 ///
 /// `rng` must be a cryptographically secure RNG (`rand_core` 0.6
 /// `CryptoRngCore`): the HAL's hardware RNG on a board, `OsRng` on a host.
@@ -334,12 +340,14 @@ impl defmt::Format for ConnectError {
 /// its reads then wait only between records, where dropping them loses
 /// nothing. The handshake reads through it too.
 ///
-/// Writes are **not** cancel-safe: embedded-tls encrypts a record, then
-/// writes it; dropping a call (`publish`, `subscribe`, …) while that
-/// write is under way loses the record and breaks the connection, which
-/// then fails with a transport or protocol error and needs
-/// [`reconnect`](crate::Client::reconnect). Let writes finish; bound them
-/// with the client's own ack timeouts instead of dropping them.
+/// Writes are cancel-safe too (when the socket's `write` is): embedded-tls
+/// 0.19 alone is not (it seals a record, writes it, and counts its
+/// sequence number only after the write; a write dropped in between leaves
+/// a truncated record on the wire and seals the next record under the
+/// same AES-GCM nonce). [`TlsStream`] and the [`RecordFramed`] outbox make
+/// every record complete or not start: a dropped `publish` either sent
+/// nothing or is finished, whole, by the client's next call. See
+/// [`TlsStream`].
 pub async fn connect<'b, S, R, C>(
     socket: S,
     read_record: &'b mut [u8],
@@ -367,13 +375,15 @@ where
     }
     let usable = write_record.len().min(options.max_write_record_buffer_len());
     let (write_record, _) = write_record.split_at_mut(usable);
+    let (write_record, outbox) = write_record.split_at_mut(usable / 2);
+    let write_record_len = write_record.len();
 
     let mut config = TlsConfig::new().with_server_name(options.server_name);
     if let Some(length) = options.max_fragment_length {
         config = config.with_max_fragment_length(length);
     }
     let mut provider = TlsProvider::new(options, rng);
-    let socket = RecordFramed::new(socket, framing);
+    let socket = RecordFramed::with_outbox(socket, framing, outbox);
     let mut stream = TlsConnection::new(socket, read_record, write_record);
     stream
         .open(TlsContext::new(&config, &mut provider))
@@ -382,5 +392,5 @@ where
     if !provider.server_authenticated() {
         return Err(ConnectError::ServerNotAuthenticated);
     }
-    Ok(stream)
+    Ok(TlsStream::new(stream, write_record_len))
 }
