@@ -42,7 +42,10 @@ mod der;
 mod framed;
 pub mod pem;
 mod provider;
+#[cfg(feature = "tls-rsa")]
+pub mod rsa;
 mod stream;
+mod verify;
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -58,6 +61,7 @@ pub use framed::{FramedError, RecordFramed};
 pub use pem::{EcPrivateKey, PemError};
 pub use provider::{CipherSuite, SERVER_CHAIN_CAPACITY, TlsProvider};
 pub use stream::TlsStream;
+pub use verify::CertificateError;
 
 /// Read record buffer size without max fragment length negotiation
 /// (33 285 bytes): embedded-tls's record buffer for the largest TLS 1.3
@@ -253,6 +257,9 @@ pub enum ConnectError {
     Io(TlsError),
     /// The server's reply is not a TLS 1.3 handshake embedded-tls accepts.
     Protocol(TlsError),
+    /// The server's certificate chain or its CertificateVerify was refused,
+    /// for this reason (weak RSA key, bad signature, expired, wrong name...).
+    Rejected(CertificateError),
     /// The server name is empty or longer than 64 bytes.
     InvalidServerName,
     /// A record buffer is too small; `needed` bytes are required.
@@ -281,7 +288,7 @@ impl ConnectError {
     /// Whether the failure is about the server's identity (certificate
     /// or proof of key): do not retry without fixing the configuration.
     pub fn is_certificate_error(&self) -> bool {
-        matches!(self, Self::Certificate(_) | Self::ServerNotAuthenticated)
+        matches!(self, Self::Certificate(_) | Self::Rejected(_) | Self::ServerNotAuthenticated)
     }
 }
 
@@ -293,6 +300,7 @@ impl fmt::Display for ConnectError {
             Self::Alert(a) => write!(f, "server aborted the TLS handshake: {a:?}"),
             Self::Io(e) => write!(f, "connection failed during the TLS handshake ({e})"),
             Self::Protocol(e) => write!(f, "TLS protocol error ({e})"),
+            Self::Rejected(e) => write!(f, "server certificate rejected: {e}"),
             Self::InvalidServerName => f.write_str("server name empty or longer than 64 bytes"),
             Self::BufferTooSmall { read, needed } => {
                 let which = if *read { "read" } else { "write" };
@@ -378,7 +386,18 @@ where
     let (write_record, outbox) = write_record.split_at_mut(usable / 2);
     let write_record_len = write_record.len();
 
-    let mut config = TlsConfig::new().with_server_name(options.server_name);
+    // An IP address is not sent as SNI (RFC 6066 §3); it is still what
+    // the certificate is checked against.
+    let mut config = TlsConfig::new();
+    if options.server_name.parse::<core::net::IpAddr>().is_err() {
+        config = config.with_server_name(options.server_name);
+    }
+    // Offer RSA (PKCS#1 v1.5 for certificates, PSS for CertificateVerify)
+    // only when it can be verified.
+    #[cfg(feature = "tls-rsa")]
+    {
+        config = config.enable_rsa_signatures();
+    }
     if let Some(length) = options.max_fragment_length {
         config = config.with_max_fragment_length(length);
     }
@@ -388,7 +407,10 @@ where
     stream
         .open(TlsContext::new(&config, &mut provider))
         .await
-        .map_err(ConnectError::from_handshake)?;
+        .map_err(|e| match provider.certificate_error() {
+            Some(reason) => ConnectError::Rejected(reason),
+            None => ConnectError::from_handshake(e),
+        })?;
     if !provider.server_authenticated() {
         return Err(ConnectError::ServerNotAuthenticated);
     }
