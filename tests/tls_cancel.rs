@@ -356,9 +356,8 @@ async fn tls_publish_dropped_at_every_byte_of_its_record_is_finished_whole_and_n
         budget.set(cut);
         blocked.set(false);
         let publish = publisher.publish(&topic, &payload, QoS::AtMostOnce, false);
-        let stalled = std::future::poll_fn(|_| {
-            if blocked.get() { Poll::Ready(()) } else { Poll::Pending }
-        });
+        let stalled =
+            std::future::poll_fn(|_| if blocked.get() { Poll::Ready(()) } else { Poll::Pending });
         match embassy_futures::select::select(publish, stalled).await {
             embassy_futures::select::Either::First(done) => done.unwrap(),
             embassy_futures::select::Either::Second(()) => dropped += 1,

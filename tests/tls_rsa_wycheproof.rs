@@ -81,9 +81,13 @@ fn run(file: &str, pss: bool) -> Counts {
             let id = &test["tcId"];
             match (test["result"].as_str().unwrap(), verdict) {
                 ("valid", Ok(())) => counts.valid += 1,
-                ("valid", Err(e)) => panic!("{file} #{id} valid, refused: {e:?} ({})", test["comment"]),
+                ("valid", Err(e)) => {
+                    panic!("{file} #{id} valid, refused: {e:?} ({})", test["comment"])
+                }
                 ("invalid", Err(_)) => counts.invalid += 1,
-                ("invalid", Ok(())) => panic!("{file} #{id} invalid, accepted ({})", test["comment"]),
+                ("invalid", Ok(())) => {
+                    panic!("{file} #{id} invalid, accepted ({})", test["comment"])
+                }
                 ("acceptable", Ok(())) => counts.acceptable_accepted += 1,
                 ("acceptable", Err(_)) => counts.acceptable_refused += 1,
                 (other, _) => panic!("{file} #{id}: result {other}"),

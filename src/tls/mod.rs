@@ -70,14 +70,17 @@ pub use verify::CertificateError;
 pub const READ_RECORD_BUFFER: usize = read_record_buffer_len(None);
 
 /// Smallest write record buffer [`connect`] accepts without a client
-/// certificate: twice (embedded-tls's record buffer and the
-/// [`RecordFramed`] outbox that makes writes cancel-safe, each half of the
-/// buffer) a ClientHello with a 64-byte server name plus the record
-/// overhead embedded-tls reserves.
-pub const MIN_WRITE_RECORD_BUFFER: usize = 2 * MIN_HANDSHAKE_WRITE;
+/// certificate: a ClientHello with a 64-byte server name plus the record
+/// overhead embedded-tls reserves (its part of the buffer), and the
+/// smallest outbox of the [`RecordFramed`] adapter that makes writes
+/// cancel-safe.
+pub const MIN_WRITE_RECORD_BUFFER: usize = MIN_HANDSHAKE_WRITE + MIN_OUTBOX;
 
-/// embedded-tls's half of the write buffer must hold the ClientHello.
+/// embedded-tls's part of the write buffer must hold the ClientHello.
 const MIN_HANDSHAKE_WRITE: usize = 512;
+
+/// Smallest outbox: records of 106 bytes of plaintext.
+const MIN_OUTBOX: usize = 128;
 
 /// Read record buffer size for a given max fragment length (`None`: the
 /// default 2^14): twice the largest record body (the fragment plus 256
@@ -224,11 +227,17 @@ impl<'a, C: TlsClock> TlsOptions<'a, C> {
         read_record_buffer_len(self.max_fragment_length)
     }
 
-    /// Smallest write record buffer these options accept: twice what the
-    /// handshake is encoded in (including the client certificate), one half
-    /// for embedded-tls, the other for the outbox of [`RecordFramed`].
+    /// Smallest write record buffer these options accept: what the
+    /// handshake is encoded in (including the client certificate), plus the
+    /// smallest outbox of [`RecordFramed`].
     pub fn min_write_record_buffer_len(&self) -> usize {
-        2 * (MIN_HANDSHAKE_WRITE + self.client.map_or(0, |c| c.certificate_der.len() + 16))
+        self.handshake_write_len() + MIN_OUTBOX
+    }
+
+    /// embedded-tls's part of the write buffer: the handshake is encoded in
+    /// it.
+    fn handshake_write_len(&self) -> usize {
+        MIN_HANDSHAKE_WRITE + self.client.map_or(0, |c| c.certificate_der.len() + 16)
     }
 
     /// Largest useful write record buffer: records may not exceed the
@@ -327,11 +336,14 @@ impl defmt::Format for ConnectError {
 /// 8 709 with [`MaxFragmentLength::Bits12`]): it is split between
 /// embedded-tls's record buffer and the [`RecordFramed`] adapter;
 /// `write_record` at least [`TlsOptions::min_write_record_buffer_len`]:
-/// half of it is embedded-tls's record buffer, half the outbox that makes
-/// writes cancel-safe, so a record carries up to `len / 2 -`
-/// [`TLS_RECORD_OVERHEAD`] `- 6` bytes of plaintext (larger writes are
-/// split into several records; a buffer longer than twice the negotiated
-/// fragment length plus [`TLS_RECORD_OVERHEAD`] is used only up to that).
+/// half of it is embedded-tls's record buffer (more if a client
+/// certificate needs it), the rest the outbox that makes writes
+/// cancel-safe; a record carries up to `len / 2 -` [`TLS_RECORD_OVERHEAD`]
+/// `- 6` bytes of plaintext: 1 018 for `2 * (1024 + TLS_RECORD_OVERHEAD)`,
+/// 442 for `1024 + TLS_RECORD_OVERHEAD` (see
+/// [`TlsStream::record_capacity`]; larger writes are split into several
+/// records; a buffer longer than twice the negotiated fragment length plus
+/// [`TLS_RECORD_OVERHEAD`] is used only up to that).
 ///
 /// `rng` must be a cryptographically secure RNG (`rand_core` 0.6
 /// `CryptoRngCore`): the HAL's hardware RNG on a board, `OsRng` on a host.
@@ -383,8 +395,11 @@ where
     }
     let usable = write_record.len().min(options.max_write_record_buffer_len());
     let (write_record, _) = write_record.split_at_mut(usable);
-    let (write_record, outbox) = write_record.split_at_mut(usable / 2);
-    let write_record_len = write_record.len();
+    // Half for embedded-tls and half for the outbox, unless the handshake
+    // (a client certificate) needs more of it.
+    let tls_len = (usable / 2).max(options.handshake_write_len()).min(usable - MIN_OUTBOX);
+    let (write_record, outbox) = write_record.split_at_mut(tls_len);
+    let (write_record_len, outbox_len) = (write_record.len(), outbox.len());
 
     // An IP address is not sent as SNI (RFC 6066 §3); it is still what
     // the certificate is checked against.
@@ -404,15 +419,14 @@ where
     let mut provider = TlsProvider::new(options, rng);
     let socket = RecordFramed::with_outbox(socket, framing, outbox);
     let mut stream = TlsConnection::new(socket, read_record, write_record);
-    stream
-        .open(TlsContext::new(&config, &mut provider))
-        .await
-        .map_err(|e| match provider.certificate_error() {
+    stream.open(TlsContext::new(&config, &mut provider)).await.map_err(|e| {
+        match provider.certificate_error() {
             Some(reason) => ConnectError::Rejected(reason),
             None => ConnectError::from_handshake(e),
-        })?;
+        }
+    })?;
     if !provider.server_authenticated() {
         return Err(ConnectError::ServerNotAuthenticated);
     }
-    Ok(TlsStream::new(stream, write_record_len))
+    Ok(TlsStream::new(stream, write_record_len, outbox_len))
 }

@@ -181,14 +181,19 @@ impl<C: TlsClock> TlsVerifier<CipherSuite> for Verifier<'_, C> {
 
     fn verify_signature(&mut self, verify: CertificateVerifyRef) -> Result<(), TlsError> {
         let transcript = self.transcript.take();
-        let (true, Some(transcript)) = (core::mem::take(&mut self.certificate_verified), transcript)
+        let (true, Some(transcript)) =
+            (core::mem::take(&mut self.certificate_verified), transcript)
         else {
             return Err(TlsError::InvalidHandshake);
         };
         let hash = Digest::finalize(transcript);
         let key = self.leaf_key.get(..self.leaf_key_len).unwrap_or_default();
-        match verify::verify_certificate_verify(key, verify.signature_scheme, verify.signature, &hash)
-        {
+        match verify::verify_certificate_verify(
+            key,
+            verify.signature_scheme,
+            verify.signature,
+            &hash,
+        ) {
             Ok(()) => {
                 self.signature_verified = true;
                 Ok(())

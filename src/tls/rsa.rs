@@ -369,12 +369,7 @@ fn to_uint<const L: usize>(be: &[u8]) -> Option<Uint<L>> {
 }
 
 /// `base^e mod n` into `out` (n's length, big-endian).
-fn modpow<const L: usize>(
-    n: &[u8],
-    e: &[u8],
-    base: &[u8],
-    out: &mut [u8],
-) -> Result<(), RsaError> {
+fn modpow<const L: usize>(n: &[u8], e: &[u8], base: &[u8], out: &mut [u8]) -> Result<(), RsaError> {
     let modulus = to_uint::<L>(n).ok_or(RsaError::MalformedKey)?;
     let exponent = to_uint::<L>(e).ok_or(RsaError::MalformedKey)?;
     let s = to_uint::<L>(base).ok_or(RsaError::BadSignature)?;

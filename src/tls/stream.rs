@@ -54,18 +54,21 @@ pub struct TlsStream<'b, S: Read + Write + 'b> {
 
 impl<'b, S: Read + Write + 'b> TlsStream<'b, S> {
     /// Wraps an opened connection whose write record buffer is
-    /// `write_record_len` bytes and whose socket has an outbox of at least
-    /// that size.
+    /// `write_record_len` bytes and whose socket has an outbox of
+    /// `outbox_len` bytes.
     pub(super) fn new(
         tls: TlsConnection<'b, RecordFramed<'b, S>, CipherSuite>,
         write_record_len: usize,
+        outbox_len: usize,
     ) -> Self {
-        let capacity = write_record_len.saturating_sub(TLS_RECORD_OVERHEAD + HEADER_LEN + 1);
-        Self { tls, capacity: capacity.max(1), pending: 0, unsent: false }
+        let room = write_record_len.saturating_sub(TLS_RECORD_OVERHEAD + HEADER_LEN + 1);
+        // A sealed record: header, plaintext, content type, 16-byte tag.
+        let fits_outbox = outbox_len.saturating_sub(HEADER_LEN + 1 + 16);
+        Self { tls, capacity: room.min(fits_outbox).max(1), pending: 0, unsent: false }
     }
 
-    /// Plaintext bytes per record written (embedded-tls's record room
-    /// less one byte).
+    /// Plaintext bytes per record written: embedded-tls's record room less
+    /// one byte, or less if a sealed record would not fit the outbox.
     pub fn record_capacity(&self) -> usize {
         self.capacity
     }

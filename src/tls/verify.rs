@@ -203,9 +203,15 @@ impl Algorithm {
         Ok(match scheme {
             SignatureScheme::EcdsaSecp256r1Sha256 => Self::Ecdsa(Digest::Sha256),
             SignatureScheme::EcdsaSecp384r1Sha384 => Self::Ecdsa(Digest::Sha384),
-            SignatureScheme::RsaPssRsaeSha256 => Self::RsaPss { digest: Digest::Sha256, salt_len: 32 },
-            SignatureScheme::RsaPssRsaeSha384 => Self::RsaPss { digest: Digest::Sha384, salt_len: 48 },
-            SignatureScheme::RsaPssRsaeSha512 => Self::RsaPss { digest: Digest::Sha512, salt_len: 64 },
+            SignatureScheme::RsaPssRsaeSha256 => {
+                Self::RsaPss { digest: Digest::Sha256, salt_len: 32 }
+            }
+            SignatureScheme::RsaPssRsaeSha384 => {
+                Self::RsaPss { digest: Digest::Sha384, salt_len: 48 }
+            }
+            SignatureScheme::RsaPssRsaeSha512 => {
+                Self::RsaPss { digest: Digest::Sha512, salt_len: 64 }
+            }
             _ => return Err(CertificateError::UnsupportedAlgorithm),
         })
     }
@@ -216,9 +222,8 @@ impl Algorithm {
 fn pss_params(params: &[u8]) -> Result<Algorithm> {
     let mut fields = Reader::new(params);
     let (mut digest, mut mgf_digest, mut salt_len) = (None, None, 20usize);
-    let hash_of = |identifier: &[u8]| {
-        Reader::new(identifier).expect(der::OID).and_then(Digest::from_oid)
-    };
+    let hash_of =
+        |identifier: &[u8]| Reader::new(identifier).expect(der::OID).and_then(Digest::from_oid);
     while let Some((tag, value)) = fields.next_tlv() {
         let inner = Reader::new(value).single();
         match (tag, inner) {
@@ -369,7 +374,8 @@ impl<'a> Certificate<'a> {
             }
             // No subjectAltName: the common name, for DNS names only.
             None if ip.is_none() => {
-                Ok(common_name(self.subject).is_some_and(|cn| dns_name_matches(cn, host.as_bytes())))
+                Ok(common_name(self.subject)
+                    .is_some_and(|cn| dns_name_matches(cn, host.as_bytes())))
             }
             None => Ok(false),
         }
@@ -402,11 +408,16 @@ pub(super) fn dns_name_matches(pattern: &[u8], host: &[u8]) -> bool {
     }
     if let Some(suffix) = pattern.strip_prefix(b"*.") {
         let labels = suffix.split(|&b| b == b'.');
-        if !suffix.iter().all(valid) || labels.clone().count() < 2 || labels.clone().any(<[u8]>::is_empty) {
+        if !suffix.iter().all(valid)
+            || labels.clone().count() < 2
+            || labels.clone().any(<[u8]>::is_empty)
+        {
             return false;
         }
         return match host.iter().position(|&b| b == b'.') {
-            Some(dot) if dot > 0 => host.get(dot + 1..).is_some_and(|h| h.eq_ignore_ascii_case(suffix)),
+            Some(dot) if dot > 0 => {
+                host.get(dot + 1..).is_some_and(|h| h.eq_ignore_ascii_case(suffix))
+            }
             _ => false,
         };
     }
@@ -417,7 +428,8 @@ pub(super) fn dns_name_matches(pattern: &[u8], host: &[u8]) -> bool {
 /// Unix seconds.
 fn time((tag, value): (u8, &[u8])) -> Option<u64> {
     let digits = |s: &[u8]| -> Option<u64> {
-        s.iter().try_fold(0u64, |acc, &b| b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0')))
+        s.iter()
+            .try_fold(0u64, |acc, &b| b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0')))
     };
     let (year, rest) = match (tag, value.len()) {
         (UTC_TIME, 13) => {
@@ -431,8 +443,14 @@ fn time((tag, value): (u8, &[u8])) -> Option<u64> {
         return None;
     }
     let field = |i: usize| rest.get(i..i + 2).and_then(digits);
-    let (month, day, hour, minute, second) = (field(0)?, field(2)?, field(4)?, field(6)?, field(8)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    let (month, day, hour, minute, second) =
+        (field(0)?, field(2)?, field(4)?, field(6)?, field(8)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     if year < 1970 {
@@ -484,7 +502,8 @@ fn verify(spki: &[u8], algorithm: Algorithm, message: &[u8], signature: &[u8]) -
         (PublicKey::P256(point), Algorithm::Ecdsa(Digest::Sha256)) => {
             use p256::ecdsa::signature::Verifier;
             use p256::ecdsa::{Signature, VerifyingKey};
-            let key = VerifyingKey::from_sec1_bytes(point).map_err(|_| CertificateError::Malformed)?;
+            let key =
+                VerifyingKey::from_sec1_bytes(point).map_err(|_| CertificateError::Malformed)?;
             let signature =
                 Signature::from_der(signature).map_err(|_| CertificateError::BadSignature)?;
             key.verify(message, &signature).map_err(|_| CertificateError::BadSignature)
@@ -493,7 +512,8 @@ fn verify(spki: &[u8], algorithm: Algorithm, message: &[u8], signature: &[u8]) -
         (PublicKey::P384(point), Algorithm::Ecdsa(Digest::Sha384)) => {
             use p384::ecdsa::signature::Verifier;
             use p384::ecdsa::{Signature, VerifyingKey};
-            let key = VerifyingKey::from_sec1_bytes(point).map_err(|_| CertificateError::Malformed)?;
+            let key =
+                VerifyingKey::from_sec1_bytes(point).map_err(|_| CertificateError::Malformed)?;
             let signature =
                 Signature::from_der(signature).map_err(|_| CertificateError::BadSignature)?;
             key.verify(message, &signature).map_err(|_| CertificateError::BadSignature)
@@ -615,6 +635,9 @@ mod tests {
             let bytes: heapless::Vec<u8, 64> = (0..len).map(|i| (i * 37 + 0x30) as u8).collect();
             assert!(Certificate::parse(&bytes).is_err());
         }
-        assert_eq!(verify_chain(&[0x30, 0], &[], "x", None).err(), Some(CertificateError::NoCertificate));
+        assert_eq!(
+            verify_chain(&[0x30, 0], &[], "x", None).err(),
+            Some(CertificateError::NoCertificate)
+        );
     }
 }
