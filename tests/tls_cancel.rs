@@ -310,7 +310,8 @@ async fn tls_publish_dropped_at_every_byte_of_its_record_is_finished_whole_and_n
     };
 
     // A plaintext subscriber sees what the broker received.
-    let inbox: Rc<RefCell<Vec<(String, Vec<u8>)>>> = Rc::default();
+    type Topics = Vec<(String, Vec<u8>)>;
+    let inbox: Rc<RefCell<Topics>> = Rc::default();
     let sink = inbox.clone();
     let handler = move |m: &Publish<'_>| sink.borrow_mut().push((m.topic.into(), m.payload.into()));
     let (mut srx, mut stx) = (vec![0u8; 4096], vec![0u8; 512]);

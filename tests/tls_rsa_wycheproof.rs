@@ -155,8 +155,11 @@ fn rsa_key_under_2048_bits_is_refused_as_too_small() {
     assert_eq!(RsaPublicKey::new(&n, &[1, 0, 1]), Err(RsaError::KeyTooLarge { bits: 4104 }));
 }
 
-/// The first valid vector of `file`: key DER, hash, salt length, msg, sig.
-fn first_valid(file: &str) -> Option<(Vec<u8>, Hash, usize, Vec<u8>, Vec<u8>)> {
+/// Key DER, hash, salt length, message, signature.
+type Vector = (Vec<u8>, Hash, usize, Vec<u8>, Vec<u8>);
+
+/// The first valid vector of `file`.
+fn first_valid(file: &str) -> Option<Vector> {
     let data = load(file)?;
     let group = &data["testGroups"][0];
     let test = group["tests"].as_array()?.iter().find(|t| t["result"] == "valid")?;

@@ -98,6 +98,7 @@ pub enum Hash {
 
 impl Hash {
     /// Output length in bytes.
+    #[allow(clippy::len_without_is_empty, reason = "a digest is never empty")]
     pub const fn len(self) -> usize {
         match self {
             Self::Sha256 => 32,
@@ -308,14 +309,12 @@ impl<'a> RsaPublicKey<'a> {
             return Err(RsaError::BadSignature);
         }
         // DB = maskedDB xor MGF1(H), in place.
-        let mut counter = 0u32;
         let mut block = [0u8; MAX_DIGEST];
-        for chunk in masked_db.chunks_mut(h_len) {
+        for (counter, chunk) in (0u32..).zip(masked_db.chunks_mut(h_len)) {
             hash.digest(&[h, &counter.to_be_bytes()], &mut block);
             for (b, m) in chunk.iter_mut().zip(block.iter()) {
                 *b ^= m;
             }
-            counter += 1;
         }
         let db = masked_db;
         if let Some(first) = db.first_mut() {
@@ -347,7 +346,7 @@ impl<'a> RsaPublicKey<'a> {
         let result = out.get_mut(MAX_BYTES - k..).ok_or(RsaError::BadSignature)?;
         match k {
             ..=256 => modpow::<{ U2048::LIMBS }>(self.n, self.e, signature, result)?,
-            ..=384 => modpow::<{ U3072::LIMBS }>(self.n, self.e, signature, result)?,
+            257..=384 => modpow::<{ U3072::LIMBS }>(self.n, self.e, signature, result)?,
             _ => modpow::<{ U4096::LIMBS }>(self.n, self.e, signature, result)?,
         }
         Ok(result)

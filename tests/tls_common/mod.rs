@@ -195,6 +195,7 @@ fn ec_key(dir: &Path, name: &str) {
 /// `ca` (itself when `ca == name`) with digest `md`, extension lines
 /// `ext`, `days` of validity (negative: expired), and extra openssl
 /// arguments (e.g. PSS `-sigopt`s).
+#[allow(clippy::too_many_arguments, reason = "one call per certificate, each argument named above")]
 fn sign(
     dir: &Path,
     name: &str,
