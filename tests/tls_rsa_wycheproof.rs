@@ -186,3 +186,37 @@ proptest! {
         prop_assert_eq!(check(&sig), Err(RsaError::BadSignature));
     }
 }
+
+/// Prints the time of one verification per key size (run with `--release`
+/// for the figure in the README; not an assertion).
+#[test]
+fn rsa_verification_time_per_key_size_is_printed() {
+    for file in [
+        "rsa_signature_2048_sha256_test.json",
+        "rsa_signature_3072_sha256_test.json",
+        "rsa_signature_4096_sha256_test.json",
+        "rsa_pss_2048_sha256_mgf1_32_test.json",
+        "rsa_pss_4096_sha256_mgf1_32_test.json",
+    ] {
+        let Some((key, h, salt, msg, sig)) = first_valid(file) else { return };
+        let key = RsaPublicKey::from_pkcs1_der(&key).unwrap();
+        let pss = file.contains("pss");
+        let rounds = 20;
+        let started = std::time::Instant::now();
+        for _ in 0..rounds {
+            let ok = if pss {
+                key.verify_pss(h, salt, &msg, &sig)
+            } else {
+                key.verify_pkcs1_v15(h, &msg, &sig)
+            };
+            assert_eq!(ok, Ok(()));
+        }
+        println!(
+            "RSA-{} {} verification: {:?} ({} build)",
+            key.modulus_bits(),
+            if pss { "PSS" } else { "PKCS#1 v1.5" },
+            started.elapsed() / rounds,
+            if cfg!(debug_assertions) { "debug" } else { "release" }
+        );
+    }
+}

@@ -379,7 +379,21 @@ fn modpow<const L: usize>(n: &[u8], e: &[u8], base: &[u8], out: &mut [u8]) -> Re
     #[allow(deprecated, reason = "the non-panicking constructor of crypto-bigint 0.5")]
     let params = Option::<DynResidueParams<L>>::from(DynResidueParams::new_checked(&modulus))
         .ok_or(RsaError::MalformedKey)?;
-    let m = DynResidue::new(&s, params).pow_bounded_exp(&exponent, exponent.bits()).retrieve();
+    // Left-to-right square-and-multiply over the bits of the public
+    // exponent (17 for 65537): 16 squarings and 1 multiplication, with no
+    // window table (crypto-bigint's `pow` keeps 16 residues on the stack,
+    // 8 KiB at 4096 bits, to save multiplications a short exponent does
+    // not need).
+    let base = DynResidue::new(&s, params);
+    let mut acc = base;
+    let bits = exponent.bits();
+    for i in (0..bits.saturating_sub(1)).rev() {
+        acc = acc.square();
+        if exponent.bit_vartime(i) {
+            acc = acc.mul(&base);
+        }
+    }
+    let m = acc.retrieve();
     // Little-endian limbs to big-endian bytes, keeping the last out.len().
     let mut be = [0u8; MAX_BYTES];
     let width = L * Limb::BYTES;
