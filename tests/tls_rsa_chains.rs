@@ -11,8 +11,8 @@ mod chains;
 mod common;
 mod tls_common;
 
-use chains::{Outcome, round_trip};
-use umqtt::tls::{CertificateError, ConnectError};
+use chains::{Outcome, round_trip, round_trip_with};
+use umqtt::tls::{CertificateError, ConnectError, MaxFragmentLength};
 
 fn delivered(outcome: Outcome, what: &str) {
     match outcome {
@@ -105,5 +105,20 @@ async fn rsa_chain_for_another_host_name_is_refused_as_name_mismatch() {
         round_trip("rsa_wrong_name", "rsa2048-chain", "r2048", "broker.example.com").await,
         CertificateError::NameMismatch,
         "wrong host name",
+    );
+}
+
+#[tokio::test]
+async fn rsa_4096_chain_fits_the_boards_4k_max_fragment_length_read_buffer() {
+    delivered(
+        round_trip_with(
+            "rsa_4096_mfl",
+            "rsa4096-chain",
+            "r4096",
+            "localhost",
+            Some(MaxFragmentLength::Bits12),
+        )
+        .await,
+        "RSA-4096/3072 chain with 4 KiB records (8,709-byte read buffer)",
     );
 }

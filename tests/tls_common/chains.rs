@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::{Mosquitto, free_port, tcp};
-use umqtt::tls::{self, ConnectError, READ_RECORD_BUFFER, TLS_RECORD_OVERHEAD, TlsOptions};
+use umqtt::tls::{self, ConnectError, MaxFragmentLength, TLS_RECORD_OVERHEAD, TlsOptions};
 use umqtt::{Client, ConnectOptions, Publish, QoS};
 
 use crate::tls_common::{OsRng, SystemClock, have_openssl, rsa_pki, server_listener};
@@ -27,6 +27,18 @@ pub enum Outcome {
 /// Serves `<chain>.pem`/`.key`, trusts `<anchor>.pem`, connects by `host`
 /// (system clock on), then publishes and receives one message.
 pub async fn round_trip(test: &str, chain: &str, anchor: &str, host: &str) -> Outcome {
+    round_trip_with(test, chain, anchor, host, None).await
+}
+
+/// [`round_trip`] asking for records of at most `max_fragment_length`,
+/// with the record buffers that needs.
+pub async fn round_trip_with(
+    test: &str,
+    chain: &str,
+    anchor: &str,
+    host: &str,
+    max_fragment_length: Option<MaxFragmentLength>,
+) -> Outcome {
     if !have_openssl(test) {
         return Outcome::Skipped;
     }
@@ -36,8 +48,11 @@ pub async fn round_trip(test: &str, chain: &str, anchor: &str, host: &str) -> Ou
         return Outcome::Skipped;
     };
     let ca = pki.cert_der(&format!("{anchor}.pem"));
-    let options = TlsOptions::new(host, &ca).clock::<SystemClock>();
-    let mut read = vec![0u8; READ_RECORD_BUFFER];
+    let mut options = TlsOptions::new(host, &ca).clock::<SystemClock>();
+    if let Some(length) = max_fragment_length {
+        options = options.max_fragment_length(length);
+    }
+    let mut read = vec![0u8; options.read_record_buffer_len()];
     let mut write = vec![0u8; 2 * (1024 + TLS_RECORD_OVERHEAD)];
     let started = Instant::now();
     let handshake = tls::connect(tcp(port).await, &mut read, &mut write, &options, OsRng);
