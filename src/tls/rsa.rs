@@ -23,7 +23,7 @@
 use core::fmt;
 
 use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
-use crypto_bigint::{Limb, U2048, U3072, U4096, Uint};
+use crypto_bigint::{Limb, U2048, U3072, U4096, Uint, Word};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use super::der::{self, Reader};
@@ -310,7 +310,7 @@ impl<'a> RsaPublicKey<'a> {
         }
         // DB = maskedDB xor MGF1(H), in place.
         let mut block = [0u8; MAX_DIGEST];
-        for (counter, chunk) in (0u32..).zip(masked_db.chunks_mut(h_len)) {
+        for (counter, chunk) in (0u32..).zip(masked_db.chunks_mut(h_len.max(1))) {
             hash.digest(&[h, &counter.to_be_bytes()], &mut block);
             for (b, m) in chunk.iter_mut().zip(block.iter()) {
                 *b ^= m;
@@ -353,18 +353,19 @@ impl<'a> RsaPublicKey<'a> {
     }
 }
 
-/// Big-endian bytes (at most the width) into a `Uint`, right-aligned.
+/// Big-endian bytes (at most the width) into a `Uint`. Byte by byte, with
+/// no length assertion (`Uint::from_be_slice` asserts the exact width).
 fn to_uint<const L: usize>(be: &[u8]) -> Option<Uint<L>> {
-    let width = L * Limb::BYTES;
-    let mut padded = [0u8; MAX_BYTES];
-    let start = MAX_BYTES.checked_sub(be.len())?;
-    padded.get_mut(start..)?.copy_from_slice(be);
-    // Exactly `width` bytes: `from_be_slice` only asserts the length.
-    let slice = padded.get(MAX_BYTES.checked_sub(width)?..)?;
-    if be.len() > width || slice.len() != width {
+    if be.len() > L * Limb::BYTES {
         return None;
     }
-    Some(Uint::from_be_slice(slice))
+    let mut words = [0 as Word; L];
+    for (i, &byte) in be.iter().rev().enumerate() {
+        if let Some(word) = words.get_mut(i / Limb::BYTES) {
+            *word |= Word::from(byte) << (8 * (i % Limb::BYTES));
+        }
+    }
+    Some(Uint::from_words(words))
 }
 
 /// `base^e mod n` into `out` (n's length, big-endian).
@@ -393,15 +394,11 @@ fn modpow<const L: usize>(n: &[u8], e: &[u8], base: &[u8], out: &mut [u8]) -> Re
             acc = acc.mul(&base);
         }
     }
-    let m = acc.retrieve();
-    // Little-endian limbs to big-endian bytes, keeping the last out.len().
-    let mut be = [0u8; MAX_BYTES];
-    let width = L * Limb::BYTES;
-    let dst = be.get_mut(MAX_BYTES.checked_sub(width).ok_or(RsaError::MalformedKey)?..);
-    for (chunk, word) in dst.unwrap_or_default().rchunks_mut(Limb::BYTES).zip(m.as_words()) {
-        chunk.copy_from_slice(&word.to_be_bytes());
+    let words = acc.retrieve().to_words();
+    // Little-endian limbs to the big-endian bytes of `out` (n's length).
+    for (i, byte) in out.iter_mut().rev().enumerate() {
+        let word = words.get(i / Limb::BYTES).copied().unwrap_or(0);
+        *byte = (word >> (8 * (i % Limb::BYTES))) as u8;
     }
-    let src = be.get(MAX_BYTES - out.len()..).ok_or(RsaError::MalformedKey)?;
-    out.copy_from_slice(src);
     Ok(())
 }
