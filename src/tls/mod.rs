@@ -28,9 +28,15 @@
 //! ```
 //!
 //! embedded-tls speaks TLS 1.3 only, with TLS_AES_128_GCM_SHA256 and an
-//! ECDHE P-256 key exchange; it verifies ECDSA P-256 certificate chains, and
-//! P-384 ones with the `tls-p384` feature (about 150 KB more flash on a
-//! Cortex-M). RSA needs an allocator in embedded-tls and is not enabled.
+//! ECDHE P-256 key exchange. Certificates are checked by umqtt's verifier
+//! (through embedded-tls's `TlsVerifier` trait): ECDSA P-256 chains; RSA
+//! chains of 2048 to 4096 bits (PKCS#1 v1.5 and PSS, SHA-256/384/512) with
+//! the `tls-rsa` feature, without a heap (module `rsa`; about 43 KB more
+//! flash on a Cortex-M4, 15 KB with `tls-compact-sha2`); P-384 ones with
+//! `tls-p384` (about 150 KB more). Keys of each kind may be mixed in one
+//! chain. The server name is matched against DNS SANs (RFC 6125
+//! wildcards) or, for an IP address, against IP-address SANs only; see
+//! [`CertificateError`] for the refusals.
 //!
 //! **Cancel safety**: the stream [`connect`] returns reads the socket
 //! through [`RecordFramed`], so dropping a pending read (`check_msg`, a
@@ -163,9 +169,10 @@ impl<C: TlsClock> fmt::Debug for TlsOptions<'_, C> {
 impl<'a> TlsOptions<'a, NoClock> {
     /// Verify the server: its chain must be issued by the CA certificate
     /// `ca_der` (DER; see [`pem::certificate_der`]) and name `server_name`,
-    /// which is also sent as SNI. Use the DNS name the broker's certificate
-    /// carries (embedded-tls matches DNS names and the common name, not IP
-    /// address entries).
+    /// which is also sent as SNI unless it is an IP address. A DNS name is
+    /// matched against the certificate's DNS SANs (the common name only
+    /// without SANs), an IP address (`192.168.1.10`, `fe80::1`) against its
+    /// IP-address SANs only.
     pub fn new(server_name: &'a str, ca_der: &'a [u8]) -> Self {
         Self::with_trust(server_name, Trust::Ca(ca_der))
     }
