@@ -435,5 +435,5 @@ where
     if !provider.server_authenticated() {
         return Err(ConnectError::ServerNotAuthenticated);
     }
-    Ok(TlsStream::new(stream, write_record_len, outbox_len))
+    Ok(TlsStream::from_connection(stream, write_record_len, outbox_len))
 }

@@ -53,10 +53,14 @@ pub struct TlsStream<'b, S: Read + Write + 'b> {
 }
 
 impl<'b, S: Read + Write + 'b> TlsStream<'b, S> {
-    /// Wraps an opened connection whose write record buffer is
-    /// `write_record_len` bytes and whose socket has an outbox of
-    /// `outbox_len` bytes.
-    pub(super) fn new(
+    /// Wraps a connection you opened yourself (with
+    /// [`TlsProvider`](super::TlsProvider) and `TlsConnection::open`;
+    /// [`connect`](super::connect) does all this): `write_record_len` is
+    /// the length of the write record buffer given to
+    /// `TlsConnection::new`, and its socket must be a
+    /// [`RecordFramed::with_outbox`] whose outbox is `outbox_len` bytes.
+    /// Without an outbox the writes are not cancel-safe.
+    pub fn from_connection(
         tls: TlsConnection<'b, RecordFramed<'b, S>, CipherSuite>,
         write_record_len: usize,
         outbox_len: usize,

@@ -251,7 +251,11 @@ mod tls {
             // The handshake above cannot succeed on `Wire`: measure the
             // client futures over a stream that was never opened.
             let (record, framing) = read.split_at_mut(READ_RECORD - tls::framing_buffer_len(Some(MFL)));
-            let stream = tls::TlsStream::new(tls::RecordFramed::new(Wire, framing), record, &mut write);
+            let (write, outbox) = write.split_at_mut(WRITE_RECORD / 2);
+            let (write_len, outbox_len) = (write.len(), outbox.len());
+            let framed = tls::RecordFramed::with_outbox(Wire, framing, outbox);
+            let connection = embedded_tls::TlsConnection::new(framed, record, write);
+            let stream = tls::TlsStream::from_connection(connection, write_len, outbox_len);
             let mut client = Client::new(stream, rx, tx, |_: &Publish<'_>| {});
             crate::client::report(&mut client, &opts, "tls-");
         }
