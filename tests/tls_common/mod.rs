@@ -250,6 +250,7 @@ const LEAF_EXT: &str = "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:l
 /// - `tampered.pem`: `l2048`'s chain with one signature byte of the leaf flipped;
 /// - `r2048` → `weak-int` (RSA-1024 CA) → `weak-leaf`: `weak-chain.pem`;
 /// - `r2048` → `expired-rsa` (notAfter yesterday): `expired-rsa-chain.pem`;
+/// - `p384-root` → `p384-leaf` (ECDSA P-384, SHA-384);
 /// - under the P-256 `ca` of [`pki`]: `ip-only` (IP:127.0.0.1), `dns-only`
 ///   (DNS:localhost), `wild` (DNS:*.umqtt.test), `ip6` (IP:::1).
 pub fn rsa_pki() -> &'static Pki {
@@ -304,6 +305,24 @@ pub fn rsa_pki() -> &'static Pki {
         ossl(d, &["x509", "-inform", "DER", "-in", "tampered.der", "-out", "tampered-leaf.pem"]);
         concat(d, "tampered.pem", &["tampered-leaf.pem", "i2048.pem"]);
         std::fs::copy(d.join("l2048.key"), d.join("tampered.key")).unwrap();
+        // ECDSA P-384 (feature tls-p384): root → leaf, SHA-384.
+        for name in ["p384-root", "p384-leaf"] {
+            let out = format!("{name}.key");
+            ossl(
+                d,
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-384",
+                    "-out",
+                    &out,
+                ],
+            );
+        }
+        sign(d, "p384-root", "umqtt p384 root", "p384-root", "sha384", CA_EXT, 30, &[]);
+        sign(d, "p384-leaf", "localhost", "p384-root", "sha384", LEAF_EXT, 30, &[]);
         // Name matching, under the P-256 CA of `pki()`.
         let ec = pki();
         for f in ["ca.pem", "ca.key"] {
