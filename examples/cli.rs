@@ -2,10 +2,10 @@
 //! `mosquitto_pub`.
 //!
 //! ```text
-//! cli sub -h HOST -p PORT -t FILTER [-t FILTER...] [-q 0|1] [-C COUNT] [-i ID]
+//! cli sub -h HOST -p PORT -t FILTER [-t FILTER...] [-q 0|1|2] [-C COUNT] [-i ID]
 //!         [-k KEEPALIVE] [-c] [-u USER -P PASS] [-v] [-V 31|311]
 //!         [--will-topic T --will-payload P --will-qos Q --will-retain]
-//! cli pub -h HOST -p PORT -t TOPIC -m MSG [-q 0|1] [-r] [-i ID] [-k KEEPALIVE]
+//! cli pub -h HOST -p PORT -t TOPIC -m MSG [-q 0|1|2] [-r] [-i ID] [-k KEEPALIVE]
 //!         [-u USER -P PASS] [-V 31|311] [--repeat N] [--interval-ms MS]
 //! ```
 //!
@@ -14,6 +14,14 @@
 //! session (clean session false, needs `-i`). `pub` publishes MSG, REPEAT
 //! times (default 1) INTERVAL_MS apart, then disconnects. Any error prints
 //! one line `error: ...` on stderr and exits 1.
+//!
+//! `-q 2` is QoS 2: `pub` returns once the PUBCOMP arrived; `sub` subscribes
+//! at QoS 2 and receives exactly once (`Client::receive_qos2`). The ids of
+//! QoS 2 messages awaiting PUBREL live in the process, so with `-c` a
+//! message the broker redelivers after `sub` was restarted may print twice.
+//!
+//! `--ws PATH` (build with `--features ws`) speaks MQTT over a WebSocket
+//! opened on PATH (`ws://`; with the TLS flags, `wss://`).
 
 mod tls_open;
 
@@ -30,13 +38,14 @@ use umqtt::{
 };
 
 const USAGE: &str = "usage:
-  cli sub -h HOST -p PORT -t FILTER [-t FILTER...] [-q 0|1] [-C COUNT] [-i ID] [-k KEEPALIVE]
+  cli sub -h HOST -p PORT -t FILTER [-t FILTER...] [-q 0|1|2] [-C COUNT] [-i ID] [-k KEEPALIVE]
           [-c] [-u USER -P PASS] [-v] [-V 31|311]
           [--will-topic T --will-payload P --will-qos Q --will-retain]
-  cli pub -h HOST -p PORT -t TOPIC -m MSG [-q 0|1] [-r] [-i ID] [-k KEEPALIVE]
+  cli pub -h HOST -p PORT -t TOPIC -m MSG [-q 0|1|2] [-r] [-i ID] [-k KEEPALIVE]
           [-u USER -P PASS] [-V 31|311] [--repeat N] [--interval-ms MS]
   TLS (build with --features tls): --cafile FILE [--cert FILE --key FILE]
-          [--tls-server-name NAME (default: the host)] [--insecure]; -p defaults to 8883";
+          [--tls-server-name NAME (default: the host)] [--insecure]; -p defaults to 8883
+  WebSocket (build with --features ws): --ws PATH (e.g. /mqtt; with the TLS flags, wss)";
 
 /// Where and how to connect: the options both commands share.
 struct Connection {
@@ -45,6 +54,8 @@ struct Connection {
     /// `-p` was given (else 8883 with TLS).
     port_given: bool,
     tls: tls_open::TlsArgs,
+    /// `--ws PATH`: MQTT over a WebSocket on this path.
+    ws_path: Option<String>,
     client_id: Option<String>,
     keep_alive: u16,
     clean_session: bool,
@@ -85,7 +96,8 @@ fn qos(flag: &str, value: &str) -> Result<QoS, String> {
     match value {
         "0" => Ok(QoS::AtMostOnce),
         "1" => Ok(QoS::AtLeastOnce),
-        _ => Err(format!("{flag}: QoS must be 0 or 1, not {value:?}")),
+        "2" => Ok(QoS::ExactlyOnce),
+        _ => Err(format!("{flag}: QoS must be 0, 1 or 2, not {value:?}")),
     }
 }
 
@@ -105,6 +117,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             port: 1883,
             port_given: false,
             tls: tls_open::TlsArgs::default(),
+            ws_path: None,
             client_id: None,
             keep_alive: 60,
             clean_session: true,
@@ -137,6 +150,8 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                 c.port_given = true;
             }
             f if c.tls.parse_flag(f, &mut value)? => {}
+            "--ws" if cfg!(feature = "ws") => c.ws_path = Some(value()?),
+            "--ws" => return Err("--ws needs a build with WebSocket: --features ws".into()),
             "-i" => c.client_id = Some(value()?),
             "-k" => c.keep_alive = number(&flag, &value()?)?,
             "-u" => c.username = Some(value()?),
@@ -228,7 +243,10 @@ where
     let stdout_closed = Rc::new(Cell::new(false));
     let (seen, closed) = (received.clone(), stdout_closed.clone());
     let (limit, verbose) = (args.count.unwrap_or(u64::MAX), args.verbose);
-    let mut client = Client::new(transport, &mut rx, &mut tx, move |m: &Publish<'_>| {
+    // Ids of QoS 2 messages delivered and awaiting PUBREL: one per message
+    // the broker may have in flight to us (Mosquitto's default is 20).
+    let mut slots = vec![0u16; 64];
+    let client = Client::new(transport, &mut rx, &mut tx, move |m: &Publish<'_>| {
         if seen.get() >= limit {
             return;
         }
@@ -240,6 +258,8 @@ where
             closed.set(true);
         }
     });
+    let mut client =
+        if args.qos == QoS::ExactlyOnce { client.receive_qos2(&mut slots) } else { client };
     let default_id = format!("umqtt-sub-{}", std::process::id());
     client.connect(&args.connection.options(&default_id)).await.map_err(context("connect"))?;
     let topics: Vec<_> =
@@ -284,7 +304,7 @@ where
             }
         }
         let sent = client.publish(topic, message.as_bytes(), args.qos, args.retain).await;
-        sent.map_err(context("publish"))?;
+        sent.map_err(|e| context("publish")(e.error))?;
     }
     client.disconnect().await.map_err(context("disconnect"))
 }
@@ -301,11 +321,37 @@ async fn run(args: &Args) -> Result<(), String> {
             umqtt::tls::connect(transport, &mut read, &mut write, &options, tls_open::OsRng)
                 .await
                 .map_err(|e| format!("TLS with {}:{}: {e}", c.host, c.port))?;
-        return match args.command {
-            Command::Sub => subscribe(stream, args).await,
-            Command::Pub => publish(stream, args).await,
-        };
+        return over_ws(stream, args).await;
     }
+    over_ws(transport, args).await
+}
+
+/// Runs the command over `transport`, through a WebSocket with `--ws`.
+async fn over_ws<T>(transport: T, args: &Args) -> Result<(), String>
+where
+    T: Read + Write,
+    T::Error: std::fmt::Debug,
+{
+    #[cfg(feature = "ws")]
+    if let Some(path) = &args.connection.ws_path {
+        use umqtt::ws::{self, FRAME_OVERHEAD, WsOptions};
+        let c = &args.connection;
+        let host = format!("{}:{}", c.host, c.port);
+        let mut ws_tx = vec![0u8; 4096 + FRAME_OVERHEAD];
+        let options = WsOptions::new(&host, path);
+        let stream = ws::connect(transport, &mut ws_tx, &options, tls_open::OsRng)
+            .await
+            .map_err(|e| format!("WebSocket {host}{path}: {e}"))?;
+        return command(stream, args).await;
+    }
+    command(transport, args).await
+}
+
+async fn command<T>(transport: T, args: &Args) -> Result<(), String>
+where
+    T: Read + Write,
+    T::Error: std::fmt::Debug,
+{
     match args.command {
         Command::Sub => subscribe(transport, args).await,
         Command::Pub => publish(transport, args).await,

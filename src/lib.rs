@@ -5,10 +5,15 @@
 //!
 //! - [`packet`]: the zero-copy codec for all 14 control packets, plus
 //!   [`topic`] validation and matching;
-//! - [`session`]: the sans-I/O protocol state (packet identifiers,
-//!   in-flight QoS 1 messages, keepalive), driven by plain function calls;
+//! - [`session`]: the pieces of session state (packet identifiers, the
+//!   outbox of unfinished QoS 1 and 2 messages, keepalive arithmetic);
+//! - [`engine`]: the sans-I/O protocol engine that owns that state and
+//!   takes every protocol decision, driven by plain function calls;
 //! - [`Client`]: the async client over any `embedded-io-async` transport,
-//!   with the small API of MicroPython's `umqtt.simple`.
+//!   with the small API of MicroPython's `umqtt.simple`, a thin driver of
+//!   the engine;
+//! - [`blocking::Client`]: the same API without an executor, over any
+//!   `embedded-io` transport, with a caller-supplied clock.
 //!
 //! ```
 //! use umqtt::packet::{self, Packet};
@@ -30,7 +35,9 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod blocking;
 mod client;
+pub mod engine;
 mod fmt;
 #[cfg(feature = "mock")]
 pub mod mock;
@@ -39,11 +46,14 @@ pub mod session;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod topic;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub use client::{
-    Client, ConnectOptions, Error, MAX_SUBSCRIBE_TOPICS, Oversize, ProtocolError, ReturnCodes,
-    Session, State,
+    Client, ConnectOptions, Connected, Error, MAX_SUBSCRIBE_TOPICS, Oversize, ProtocolError,
+    PublishError, ReturnCodes, State,
 };
+pub use engine::Session;
 pub use packet::{ProtocolLevel, Publish, QoS, SubscribeReturnCode, SubscribeTopic};
 
 /// The README's examples, compiled and run by `cargo test --doc`.

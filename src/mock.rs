@@ -22,7 +22,7 @@
 //! let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
 //! let mut client = Client::new(&mut mock, &mut rx, &mut tx, |_msg: &umqtt::Publish<'_>| {});
 //! embassy_futures::block_on(async {
-//!     assert!(!client.connect(&opts).await.unwrap());
+//!     assert!(!client.connect(&opts).await.unwrap().session_present);
 //!     client.ping().await.unwrap();
 //! });
 //! drop(client);

@@ -3,8 +3,10 @@
 //! function calls.
 //!
 //! - [`KeepAlive`]: when to send PINGREQ and when the server counts as gone;
-//! - [`Outbox`]: the unacknowledged QoS 1 PUBLISH packets, stored encoded in
-//!   the front of the client's transmit buffer for resend with DUP=1;
+//! - [`Outbox`]: the unfinished outbound QoS 1 and QoS 2 messages, stored
+//!   encoded in the front of the client's transmit buffer for resend: a
+//!   PUBLISH awaiting PUBACK or PUBREC, or the PUBREL that replaced a QoS 2
+//!   PUBLISH once its PUBREC arrived;
 //! - [`PacketIds`]: identifiers 1..=65535, wrapping, skipping those in use.
 
 use embassy_time::{Duration, Instant};
@@ -49,6 +51,11 @@ impl KeepAlive {
     /// Keepalive of `secs` seconds (0: off), starting at `now`.
     pub fn new(secs: u16, now: Instant) -> Self {
         Self { last_sent: now, last_received: now, interval_secs: secs, ping_outstanding: false }
+    }
+
+    /// Starts counting afresh at `now` (the connection was accepted).
+    pub fn restart(&mut self, now: Instant) {
+        *self = Self::new(self.interval_secs, now);
     }
 
     /// A packet was written at `now`.
@@ -128,10 +135,13 @@ impl PacketIds {
     }
 }
 
-/// Unacknowledged QoS 1 PUBLISH packets, stored encoded, back to back, in
-/// the front `len()` bytes of a buffer (the client's transmit buffer) so
-/// they can be resent with DUP=1 and their packet identifier after a
-/// reconnect `[MQTT-4.4.0-1]`. The rest of the buffer stays free for
+/// Unfinished outbound QoS 1 and QoS 2 messages, stored encoded, back to
+/// back, in the front `len()` bytes of a buffer (the client's transmit
+/// buffer), in the order they were published, so they can be resent after
+/// a reconnect `[MQTT-4.4.0-1]`: each stored packet is either the PUBLISH
+/// itself (resent with DUP=1 and its packet identifier) or, for a QoS 2
+/// message whose PUBREC arrived, the PUBREL that took its place (resent as
+/// it is, never the PUBLISH again). The rest of the buffer stays free for
 /// encoding other packets.
 ///
 /// PUBACKs usually come in order: removing the oldest packet only moves
@@ -159,7 +169,8 @@ pub struct Outbox {
     unordered: bool,
 }
 
-/// One stored PUBLISH: where it is and its packet identifier.
+/// One stored message: where its packet is, its packet identifier and
+/// how far its delivery got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct OutboxEntry {
@@ -169,26 +180,45 @@ pub struct OutboxEntry {
     pub end: usize,
     /// Its packet identifier.
     pub packet_id: PacketId,
+    /// What the stored packet is.
+    pub stage: Stage,
+}
+
+/// How far an outbound QoS 1 or QoS 2 message got (section 4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Stage {
+    /// A QoS 1 PUBLISH awaiting PUBACK.
+    AwaitingPubAck,
+    /// A QoS 2 PUBLISH awaiting PUBREC.
+    AwaitingPubRec,
+    /// A PUBREL (the QoS 2 PUBLISH got its PUBREC) awaiting PUBCOMP.
+    AwaitingPubComp,
 }
 
 impl Outbox {
+    /// Offset of the oldest stored packet (the bytes before it are free).
+    pub const fn head(&self) -> usize {
+        self.head
+    }
+
     /// End of the stored packets: the buffer is free from here on.
     pub const fn len(&self) -> usize {
         self.len
     }
 
-    /// Whether no PUBLISH awaits its PUBACK.
+    /// Whether no message is stored.
     pub const fn is_empty(&self) -> bool {
         self.count == 0
     }
 
-    /// Number of PUBLISH packets awaiting PUBACK.
+    /// Number of stored messages.
     pub const fn count(&self) -> usize {
         self.count as usize
     }
 
     /// Takes the `len` bytes that follow the stored packets, where the
-    /// caller has just encoded a QoS 1 PUBLISH, into the outbox.
+    /// caller has just encoded a QoS 1 or QoS 2 PUBLISH, into the outbox.
     pub fn push(&mut self, len: usize) {
         // Without the buffer the new id is unknown: give up the order.
         self.unordered |= self.count > 0;
@@ -233,26 +263,31 @@ impl Outbox {
         })
     }
 
-    /// Whether a PUBLISH with `id` awaits its PUBACK.
+    /// Whether the message with `id` is stored.
     pub fn contains(&self, buf: &[u8], id: PacketId) -> bool {
+        self.find(buf, id).is_some()
+    }
+
+    /// The stored message with `id`.
+    pub fn find(&self, buf: &[u8], id: PacketId) -> Option<OutboxEntry> {
         if self.count == 0 {
-            return false;
+            return None;
         }
         if !self.unordered {
             if let Some((oldest, newest)) = self.ends(buf) {
                 if id_distance(oldest, id) > id_distance(oldest, newest) {
-                    return false;
+                    return None;
                 }
             }
         }
-        self.entries(buf).any(|e| e.packet_id == id)
+        self.entries(buf).find(|e| e.packet_id == id)
     }
 
-    /// Removes the PUBLISH with `id` (its PUBACK arrived). Only removing
-    /// one between the oldest and the newest moves bytes (the later ones
-    /// forward). Returns whether it was there.
+    /// Removes the message with `id` (its PUBACK or PUBCOMP arrived).
+    /// Only removing one between the oldest and the newest moves bytes (the
+    /// later ones forward). Returns whether it was there.
     pub fn remove(&mut self, buf: &mut [u8], id: PacketId) -> bool {
-        let Some(entry) = self.entries(buf).find(|e| e.packet_id == id) else {
+        let Some(entry) = self.find(buf, id) else {
             return false;
         };
         self.count = self.count.saturating_sub(1);
@@ -273,6 +308,38 @@ impl Outbox {
         true
     }
 
+    /// Replaces the stored QoS 2 PUBLISH `entry` (its PUBREC arrived) with
+    /// its PUBREL, kept in the PUBLISH's place so that the order of the
+    /// stored messages stays the order of publication. Returns the range of
+    /// the PUBREL in `buf`, to be written; `None` (and nothing changed) if
+    /// `entry` is not a stored QoS 2 PUBLISH.
+    pub fn release(&mut self, buf: &mut [u8], entry: OutboxEntry) -> Option<(usize, usize)> {
+        if entry.stage != Stage::AwaitingPubRec || entry.end > self.len {
+            return None;
+        }
+        let [hi, lo] = entry.packet_id.get().to_be_bytes();
+        let pubrel = [0x62, 0x02, hi, lo];
+        let at = if entry.start == self.head {
+            // The oldest: the PUBREL ends where the PUBLISH ended and the
+            // bytes before it are freed, so no byte moves.
+            self.head = entry.end - pubrel.len();
+            if self.last_start == entry.start {
+                self.last_start = self.head;
+            }
+            self.head
+        } else {
+            let shrink = entry.end - entry.start - pubrel.len();
+            move_down(buf, entry.end..self.len, entry.start + pubrel.len());
+            self.len -= shrink;
+            if entry.start < self.last_start {
+                self.last_start -= shrink;
+            }
+            entry.start
+        };
+        buf.get_mut(at..at + pubrel.len())?.copy_from_slice(&pubrel);
+        Some((at, at + pubrel.len()))
+    }
+
     /// Moves the stored packets to the front of `buf`, reclaiming the
     /// bytes that acknowledged packets left there. Returns whether anything
     /// moved (offsets into the buffer taken before are then stale).
@@ -287,20 +354,21 @@ impl Outbox {
         true
     }
 
-    /// Marks every stored PUBLISH as a redelivery: DUP=1 `[MQTT-3.3.1-1]`.
+    /// Marks every stored PUBLISH as a redelivery: DUP=1 `[MQTT-3.3.1-1]`
+    /// (a stored PUBREL has no DUP flag and stays as it is).
     pub fn set_dup(&self, buf: &mut [u8]) {
         let mut start = self.head;
         while start < self.len {
             let Some(rest) = buf.get(start..self.len) else { break };
             let Ok(header) = FixedHeader::parse(rest) else { break };
-            if let Some(first) = buf.get_mut(start) {
+            if let (PacketType::Publish, Some(first)) = (header.packet_type, buf.get_mut(start)) {
                 *first |= 0x08;
             }
             start += header.packet_len();
         }
     }
 
-    /// Forgets every stored PUBLISH (a clean session discards them
+    /// Forgets every stored message (a clean session discards them
     /// `[MQTT-3.1.2-6]`).
     pub fn clear(&mut self) {
         *self = Self::default();
@@ -308,7 +376,7 @@ impl Outbox {
 
     /// Whether `buf` holds exactly the packets this outbox records: its
     /// first [`len`](Self::len) bytes are [`count`](Self::count) whole
-    /// PUBLISH packets with identifiers.
+    /// PUBLISH packets with identifiers or PUBREL packets.
     pub fn matches(&self, buf: &[u8]) -> bool {
         if self.len > buf.len() || self.head > self.len {
             return false;
@@ -321,16 +389,27 @@ impl Outbox {
     }
 }
 
-/// The stored PUBLISH starting at `start` of `stored`, if whole.
+/// The stored PUBLISH or PUBREL starting at `start` of `stored`, if whole.
 fn parse_entry(stored: &[u8], start: usize) -> Option<OutboxEntry> {
     let header = FixedHeader::parse(stored.get(start..)?).ok()?;
     let end = start + header.packet_len();
     let body = stored.get(start + header.header_len..end)?;
-    let (&[topic_hi, topic_lo], after_len) = body.split_first_chunk::<2>()?;
-    let topic_len = usize::from(u16::from_be_bytes([topic_hi, topic_lo]));
-    let (&id, _) = after_len.get(topic_len..)?.split_first_chunk::<2>()?;
-    let packet_id = PacketId::new(u16::from_be_bytes(id))?;
-    (header.packet_type == PacketType::Publish).then_some(OutboxEntry { start, end, packet_id })
+    let (id, stage) = match header.packet_type {
+        PacketType::PubRel => (body.first_chunk::<2>()?, Stage::AwaitingPubComp),
+        PacketType::Publish => {
+            let (&[topic_hi, topic_lo], after_len) = body.split_first_chunk::<2>()?;
+            let topic_len = usize::from(u16::from_be_bytes([topic_hi, topic_lo]));
+            let stage = match header.flags & 0b0110 {
+                0b0010 => Stage::AwaitingPubAck,
+                0b0100 => Stage::AwaitingPubRec,
+                _ => return None,
+            };
+            (after_len.get(topic_len..)?.first_chunk::<2>()?, stage)
+        }
+        _ => return None,
+    };
+    let packet_id = PacketId::new(u16::from_be_bytes(*id))?;
+    Some(OutboxEntry { start, end, packet_id, stage })
 }
 
 /// `buf.copy_within(from, to)` for `to <= from.start`, as copies of

@@ -24,7 +24,7 @@ async fn connect_is_accepted_without_session_present() {
     let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
     let mut client = Client::new(tcp(broker.port()).await, &mut rx, &mut tx, silent);
     assert_eq!(client.state(), State::Disconnected);
-    let session_present = client.connect(&ConnectOptions::new("c1")).await.unwrap();
+    let session_present = client.connect(&ConnectOptions::new("c1")).await.unwrap().session_present;
     assert!(!session_present);
     assert_eq!(client.state(), State::Connected);
 }
@@ -166,7 +166,7 @@ async fn disconnect_discards_the_will_and_abrupt_close_publishes_it() {
     clean.connect(&will("clean")).await.unwrap();
     clean.disconnect().await.unwrap();
     assert_eq!(clean.state(), State::Disconnected);
-    let refused = clean.publish("x", b"", QoS::AtMostOnce, false).await;
+    let refused = clean.publish("x", b"", QoS::AtMostOnce, false).await.map_err(Error::from);
     assert!(matches!(refused, Err(Error::NotConnected)), "{refused:?}");
     let mut byte = [0u8; 1];
     assert_eq!(

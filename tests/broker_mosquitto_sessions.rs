@@ -30,7 +30,7 @@ async fn persistent_session_receives_qos1_messages_queued_while_offline() {
     // Start from a clean slate, then open the persistent session.
     sub.connect(&ConnectOptions::new("persistent-sub")).await.unwrap();
     sub.disconnect().await.unwrap();
-    assert!(!sub.reconnect(tcp(broker.port).await, &opts).await.unwrap());
+    assert!(!sub.reconnect(tcp(broker.port).await, &opts).await.unwrap().session_present);
     sub.subscribe("queued/#", QoS::AtLeastOnce).await.unwrap();
     sub.disconnect().await.unwrap();
 
@@ -41,7 +41,8 @@ async fn persistent_session_receives_qos1_messages_queued_while_offline() {
     }
     publ.publish("queued/a", b"q0 is not queued", QoS::AtMostOnce, false).await.unwrap();
 
-    let session_present = sub.reconnect(tcp(broker.port).await, &opts).await.unwrap();
+    let session_present =
+        sub.reconnect(tcp(broker.port).await, &opts).await.unwrap().session_present;
     assert!(session_present, "mqtt_3_2_2_2: stored session resumed");
     while inbox.len() < 3 {
         next(&mut sub).await;
@@ -84,7 +85,7 @@ async fn persistent_session_and_queued_messages_survive_a_broker_restart() {
     let opts = ConnectOptions::new("restart-sub").clean_session(false);
     let (mut rx1, mut tx1, mut rx2, mut tx2) = ([0u8; 256], [0u8; 256], [0u8; 256], [0u8; 256]);
     let mut sub = Client::new(tcp(broker.port).await, &mut rx1, &mut tx1, inbox.handler());
-    assert!(!sub.connect(&opts).await.unwrap());
+    assert!(!sub.connect(&opts).await.unwrap().session_present);
     sub.subscribe("stored/#", QoS::AtLeastOnce).await.unwrap();
     sub.disconnect().await.unwrap();
     let mut publ = Client::new(tcp(broker.port).await, &mut rx2, &mut tx2, silent);
@@ -97,7 +98,10 @@ async fn persistent_session_and_queued_messages_survive_a_broker_restart() {
     let Some(broker) = Mosquitto::start_in("restart", &dir, &extra) else {
         return;
     };
-    assert!(sub.reconnect(tcp(broker.port).await, &opts).await.unwrap(), "session restored");
+    assert!(
+        sub.reconnect(tcp(broker.port).await, &opts).await.unwrap().session_present,
+        "session restored"
+    );
     next(&mut sub).await;
     assert_eq!(inbox.payloads(), [b"kept"]);
 }
@@ -203,12 +207,15 @@ async fn mqtt_4_4_0_1_unacked_publish_is_resent_with_dup_and_the_same_packet_id(
     publ.connect(&ConnectOptions::new("dup-pub")).await.unwrap(); // discard any old session
     publ.disconnect().await.unwrap();
     publ.reconnect(tcp(proxy.port).await, &opts).await.unwrap();
-    let id = publ.publish_no_wait("dup/t", b"resent", false).await.unwrap();
+    let id = publ.publish_no_wait("dup/t", b"resent", QoS::AtLeastOnce, false).await.unwrap();
     let lost = tokio::time::timeout(WAIT, publ.wait_acked(id)).await.expect("cut in time");
     assert!(matches!(lost, Err(Error::ConnectionClosed)), "{lost:?}");
     assert!(publ.is_in_flight(id));
 
-    assert!(publ.reconnect(tcp(proxy.port).await, &opts).await.unwrap(), "session present");
+    assert!(
+        publ.reconnect(tcp(proxy.port).await, &opts).await.unwrap().session_present,
+        "session present"
+    );
     tokio::time::timeout(WAIT, publ.wait_all_acked()).await.expect("acked in time").unwrap();
     assert_eq!(publ.in_flight(), 0);
 
@@ -253,7 +260,7 @@ async fn oversize_message_is_acknowledged_skipped_and_not_redelivered() {
 
     // Mosquitto got the PUBACK: the resumed session does not redeliver it.
     sub.disconnect().await.unwrap();
-    assert!(sub.reconnect(tcp(broker.port).await, &opts).await.unwrap());
+    assert!(sub.reconnect(tcp(broker.port).await, &opts).await.unwrap().session_present);
     publ.publish("big/3", b"marker", QoS::AtLeastOnce, false).await.unwrap();
     let after = tokio::time::timeout(WAIT, sub.wait_msg()).await.expect("in time");
     assert!(after.is_ok(), "no oversize redelivery expected: {after:?}");

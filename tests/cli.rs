@@ -32,8 +32,13 @@ fn build_example(name: &str) -> PathBuf {
     if profile_dir.ends_with("release") {
         build.arg("--release");
     }
-    if cfg!(feature = "tls") {
-        build.args(["--features", "tls"]);
+    // The features of this test build, so that the build is a no-op.
+    let features: Vec<&str> = [("tls", cfg!(feature = "tls")), ("ws", cfg!(feature = "ws"))]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+    if !features.is_empty() {
+        build.args(["--features", &features.join(",")]);
     }
     let status = build.status().expect("run cargo build --example");
     assert!(status.success(), "cargo build --example {name} failed");
@@ -122,6 +127,60 @@ fn sub_prints_what_pub_sends_and_exits_after_count() {
     assert_eq!(text(&output.stderr), "");
 }
 
+/// `-q 2` on both sides: `sub` subscribes at QoS 2 (so it must receive
+/// QoS 2, `receive_qos2`) and prints each message once; the broker's log
+/// shows the full QoS 2 flow on both connections.
+#[test]
+fn sub_and_pub_at_qos2_deliver_exactly_once() {
+    let Some(broker) = Mosquitto::start("cli_qos2", "log_type all\n") else {
+        return;
+    };
+    let port = broker.port.to_string();
+    let retained = run(&[
+        "pub",
+        "-p",
+        &port,
+        "-t",
+        "cli/ready",
+        "-m",
+        "ready",
+        "-r",
+        "-q",
+        "2",
+        "-i",
+        "cli-r",
+    ]);
+    assert!(retained.status.success(), "{}", text(&retained.stderr));
+    let mut sub = start_sub(
+        &broker,
+        &["-t", "cli/ready", "-t", "cli/q2", "-q", "2", "-C", "4", "-v", "-i", "cli-sub"],
+    );
+    let stdout = sub.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    assert_eq!(lines.next().unwrap().unwrap(), "cli/ready ready");
+    let sent = run(&[
+        "pub", "-p", &port, "-t", "cli/q2", "-m", "two", "-q", "2", "--repeat", "3", "-i",
+        "cli-pub",
+    ]);
+    assert!(sent.status.success(), "pub failed: {}", text(&sent.stderr));
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert_eq!(rest, ["cli/q2 two"; 3]);
+    let output = finish(sub);
+    assert!(output.status.success(), "sub failed: {}", text(&output.stderr));
+    assert_eq!(text(&output.stderr), "");
+    let log = broker.log();
+    let count = |needle: &str| log.matches(needle).count();
+    assert_eq!(count("Received SUBSCRIBE from cli-sub"), 1, "{log}");
+    assert_eq!(count("cli-sub 2 cli/q2"), 1, "subscribed at QoS 2: {log}");
+    assert_eq!(count("Received PUBLISH from cli-pub (d0, q2"), 3, "{log}");
+    assert_eq!(count("Received PUBREL from cli-pub"), 3, "{log}");
+    assert_eq!(count("Sending PUBLISH to cli-sub (d0, q2"), 4, "{log}");
+    assert_eq!(count("Received PUBREC from cli-sub"), 4, "{log}");
+    // The last PUBREL may come after `sub` disconnected (it exits once the
+    // fourth message is delivered, on PUBLISH): its clean session ends there.
+    assert!((3..=4).contains(&count("Received PUBCOMP from cli-sub")), "{log}");
+}
+
 #[test]
 fn sub_without_verbose_prints_payloads_only_with_protocol_3_1() {
     let Some(broker) = Mosquitto::start("cli_v31", "") else {
@@ -171,7 +230,8 @@ fn usage_errors_print_one_error_line() {
     assert_error(&run(&[]), "missing command");
     assert_error(&run(&["sub"]), "-t is required");
     assert_error(&run(&["pub", "-t", "a"]), "-m");
-    assert_error(&run(&["sub", "-t", "a", "-q", "2"]), "QoS");
+    assert_error(&run(&["sub", "-t", "a", "-q", "3"]), "QoS");
+    assert_error(&run(&["pub", "-t", "a", "-m", "x", "-q", "3"]), "QoS");
     assert_error(&run(&["sub", "-t", "a", "-c"]), "-i");
     assert_error(&run(&["sub", "-t", "a", "--bogus"]), "--bogus");
     let help = run(&["--help"]);

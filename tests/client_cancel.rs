@@ -146,7 +146,11 @@ fn cancel_publish_qos0_at_every_await_point() {
     sweep(&Scenario {
         name: "publish qos 0",
         steps: vec![Step::Expect(publish("t", b"zero", None, false)), a, b],
-        call: |c| Box::pin(c.publish("t", b"zero", QoS::AtMostOnce, false)),
+        call: |c| {
+            Box::pin(async {
+                c.publish("t", b"zero", QoS::AtMostOnce, false).await.map_err(Into::into)
+            })
+        },
         receive: false,
         again: vec![Step::Expect(publish("t", b"zero", None, false))],
         messages: &["in"],
@@ -158,7 +162,11 @@ fn cancel_publish_qos1_at_every_await_point() {
     sweep(&Scenario {
         name: "publish qos 1",
         steps: request(publish("t", b"one", Some(1), false), puback(1)),
-        call: |c| Box::pin(c.publish("t", b"one", QoS::AtLeastOnce, false)),
+        call: |c| {
+            Box::pin(async {
+                c.publish("t", b"one", QoS::AtLeastOnce, false).await.map_err(Into::into)
+            })
+        },
         receive: false,
         again: vec![Step::Expect(publish("t", b"one", Some(2), false)), Step::Send(puback(2))],
         messages: &["in"],
@@ -313,8 +321,8 @@ fn cancel_connect_during_resend_then_reconnect_resends_everything() {
         let mut client = Client::new(&mut lost, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
         drive(async {
             client.connect(&persistent()).await.unwrap();
-            client.publish_no_wait("t", b"1", false).await.unwrap();
-            client.publish_no_wait("t", b"2", false).await.unwrap();
+            client.publish_no_wait("t", b"1", QoS::AtLeastOnce, false).await.unwrap();
+            client.publish_no_wait("t", b"2", QoS::AtLeastOnce, false).await.unwrap();
             assert!(client.wait_all_acked().await.is_err());
         });
         let finished = poll_then_drop(client.reconnect(&mut first, &persistent()), k).is_some();
@@ -350,7 +358,7 @@ fn cancel_disconnect_at_every_await_point() {
         assert_eq!(client.state(), State::Disconnected, "k={k}");
         assert_eq!(
             drive(client.publish("t", b"", QoS::AtMostOnce, false)),
-            Err(umqtt::Error::NotConnected)
+            Err(umqtt::Error::NotConnected.into())
         );
         drop(client);
         mock.assert_done();
@@ -413,8 +421,8 @@ fn cancel_connect_during_resend_then_carry_on_on_the_same_transport() {
         let mut client = Client::new(&mut lost, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
         drive(async {
             client.connect(&persistent()).await.unwrap();
-            client.publish_no_wait("t", b"1", false).await.unwrap();
-            client.publish_no_wait("t", b"2", false).await.unwrap();
+            client.publish_no_wait("t", b"1", QoS::AtLeastOnce, false).await.unwrap();
+            client.publish_no_wait("t", b"2", QoS::AtLeastOnce, false).await.unwrap();
             assert!(client.wait_all_acked().await.is_err());
         });
         let finished = poll_then_drop(client.reconnect(&mut mock, &persistent()), k).is_some();

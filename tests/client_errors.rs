@@ -39,18 +39,21 @@ fn fail_with(
     let err = drive(call(&mut client)).unwrap_err();
     let (state, in_flight) = (client.state(), client.in_flight());
     // A failed client refuses further calls instead of writing.
-    assert_eq!(drive(client.publish("t", b"", QoS::AtMostOnce, false)), Err(Error::NotConnected));
+    assert_eq!(
+        drive(client.publish("t", b"", QoS::AtMostOnce, false)),
+        Err(Error::NotConnected.into())
+    );
     drop(client);
     mock.assert_done();
     (err, state, in_flight)
 }
 
 fn publish_q1<'c>(c: &'c mut MockClient<'_, Handler>) -> CallFuture<'c> {
-    Box::pin(c.publish("t", b"x", QoS::AtLeastOnce, false))
+    Box::pin(async { c.publish("t", b"x", QoS::AtLeastOnce, false).await.map_err(Error::from) })
 }
 
 fn publish_q0<'c>(c: &'c mut MockClient<'_, Handler>) -> CallFuture<'c> {
-    Box::pin(c.publish("t", b"x", QoS::AtMostOnce, false))
+    Box::pin(async { c.publish("t", b"x", QoS::AtMostOnce, false).await.map_err(Error::from) })
 }
 
 #[test]

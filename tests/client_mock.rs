@@ -61,7 +61,7 @@ fn every_call_works_with_one_byte_reads() {
     let (got, handler) = recorder();
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, handler);
     drive(async {
-        assert!(!client.connect(&opts()).await.unwrap());
+        assert!(!client.connect(&opts()).await.unwrap().session_present);
         assert_eq!(client.subscribe("s/#", QoS::AtLeastOnce).await, Ok(QoS::AtLeastOnce));
         client.publish("p0", b"zero", QoS::AtMostOnce, false).await.unwrap();
         client.publish("p1", b"one", QoS::AtLeastOnce, false).await.unwrap();
@@ -207,9 +207,9 @@ fn mqtt_2_3_1_6_pubacks_out_of_order_complete_the_right_publishes() {
     drive(async {
         client.connect(&opts()).await.unwrap();
         let ids = [
-            client.publish_no_wait("t", b"1", false).await.unwrap(),
-            client.publish_no_wait("t", b"2", false).await.unwrap(),
-            client.publish_no_wait("t", b"3", false).await.unwrap(),
+            client.publish_no_wait("t", b"1", QoS::AtLeastOnce, false).await.unwrap(),
+            client.publish_no_wait("t", b"2", QoS::AtLeastOnce, false).await.unwrap(),
+            client.publish_no_wait("t", b"3", QoS::AtLeastOnce, false).await.unwrap(),
         ];
         assert_eq!(ids, [id(1), id(2), id(3)]);
         assert_eq!(client.in_flight(), 3);
@@ -269,7 +269,7 @@ fn connack_refusal_codes_1_to_5_are_refused_errors() {
         // Nothing may be sent on a refused connection.
         assert_eq!(
             drive(client.publish("t", b"", QoS::AtMostOnce, false)),
-            Err(Error::NotConnected)
+            Err(Error::NotConnected.into())
         );
         drop(client);
         mock.assert_done();
@@ -351,8 +351,8 @@ fn mqtt_2_3_1_2_packet_ids_on_the_wire_count_up_across_packet_types() {
         client.subscribe("f", QoS::AtLeastOnce).await.unwrap();
         client.publish("t", b"q0", QoS::AtMostOnce, false).await.unwrap();
         client.unsubscribe("f").await.unwrap();
-        assert_eq!(client.publish_no_wait("t", b"", false).await, Ok(id(4)));
-        assert_eq!(client.publish_no_wait("t", b"", false).await, Ok(id(5)));
+        assert_eq!(client.publish_no_wait("t", b"", QoS::AtLeastOnce, false).await, Ok(id(4)));
+        assert_eq!(client.publish_no_wait("t", b"", QoS::AtLeastOnce, false).await, Ok(id(5)));
         client.wait_all_acked().await.unwrap();
         client.publish("t", b"", QoS::AtLeastOnce, false).await.unwrap();
     });
@@ -404,7 +404,10 @@ fn state_goes_disconnected_connecting_connected_disconnected() {
     // CONNECT written, no CONNACK: the call waits; give up on it.
     assert_eq!(poll_then_drop(client.connect(&opts()), 10), None);
     assert_eq!(client.state(), State::Connecting);
-    assert_eq!(drive(client.publish("t", b"", QoS::AtMostOnce, false)), Err(Error::NotConnected));
+    assert_eq!(
+        drive(client.publish("t", b"", QoS::AtMostOnce, false)),
+        Err(Error::NotConnected.into())
+    );
     drive(client.reconnect(&mut mock2, &opts())).unwrap();
     assert_eq!(client.state(), State::Connected);
     drive(client.disconnect()).unwrap();
@@ -425,7 +428,7 @@ fn state_becomes_failed_on_a_broken_connection_and_connected_after_reconnect() {
         assert_eq!(client.wait_msg().await, Err(Error::ConnectionClosed));
         assert_eq!(client.state(), State::Failed);
         assert_eq!(client.ping().await, Err(Error::NotConnected));
-        assert!(!client.reconnect(&mut mock2, &opts()).await.unwrap());
+        assert!(!client.reconnect(&mut mock2, &opts()).await.unwrap().session_present);
         assert_eq!(client.state(), State::Connected);
     });
     drop(client);
@@ -441,13 +444,16 @@ fn mqtt_3_1_0_1_calls_before_connect_are_not_connected_and_send_nothing() {
     drive(async {
         assert_eq!(
             client.publish("t", b"", QoS::AtMostOnce, false).await,
-            Err(Error::NotConnected)
+            Err(Error::NotConnected.into())
         );
         assert_eq!(
             client.publish("t", b"", QoS::AtLeastOnce, false).await,
-            Err(Error::NotConnected)
+            Err(Error::NotConnected.into())
         );
-        assert_eq!(client.publish_no_wait("t", b"", false).await, Err(Error::NotConnected));
+        assert_eq!(
+            client.publish_no_wait("t", b"", QoS::AtLeastOnce, false).await,
+            Err(Error::NotConnected.into())
+        );
         assert_eq!(client.subscribe("f", QoS::AtMostOnce).await, Err(Error::NotConnected));
         assert_eq!(client.subscribe_many(&[]).await, Err(Error::NotConnected));
         assert_eq!(client.unsubscribe("f").await, Err(Error::NotConnected));
@@ -472,7 +478,7 @@ fn mqtt_3_14_4_2_nothing_is_sent_after_disconnect() {
         client.disconnect().await.unwrap();
         assert_eq!(
             client.publish("t", b"", QoS::AtMostOnce, false).await,
-            Err(Error::NotConnected)
+            Err(Error::NotConnected.into())
         );
         assert_eq!(client.ping().await, Err(Error::NotConnected));
         assert_eq!(client.disconnect().await, Err(Error::NotConnected));

@@ -10,7 +10,7 @@ mod mock_support;
 
 use mock_support::*;
 use umqtt::mock::{MockError, Step};
-use umqtt::{Client, Error, QoS, State};
+use umqtt::{Client, Connected, Error, PublishError, QoS, State};
 
 #[test]
 fn mqtt_4_4_0_1_publish_qos1_is_resent_after_reconnect_with_dup_and_same_id() {
@@ -30,10 +30,10 @@ fn mqtt_4_4_0_1_publish_qos1_is_resent_after_reconnect_with_dup_and_same_id() {
         client.connect(&persistent()).await.unwrap();
         assert_eq!(
             client.publish("t", b"x", QoS::AtLeastOnce, false).await,
-            Err(Error::ConnectionClosed)
+            Err(PublishError { error: Error::ConnectionClosed, stored: Some(id(1)) })
         );
         assert!(client.is_in_flight(id(1)));
-        assert!(client.reconnect(&mut mock2, &persistent()).await.unwrap());
+        assert!(client.reconnect(&mut mock2, &persistent()).await.unwrap().session_present);
         client.wait_acked(id(1)).await.unwrap();
         assert_eq!(client.in_flight(), 0);
     });
@@ -67,7 +67,7 @@ fn mqtt_4_6_0_1_unacknowledged_publishes_are_resent_in_their_original_order() {
     drive(async {
         client.connect(&persistent()).await.unwrap();
         for payload in [b"1", b"2", b"3"] {
-            client.publish_no_wait("t", payload, false).await.unwrap();
+            client.publish_no_wait("t", payload, QoS::AtLeastOnce, false).await.unwrap();
         }
         assert_eq!(client.wait_all_acked().await, Err(Error::Transport(MockError)));
         assert_eq!(client.state(), State::Failed);
@@ -99,7 +99,7 @@ fn mqtt_4_4_0_1_publish_interrupted_by_a_write_error_is_resent_after_reconnect()
         client.connect(&persistent()).await.unwrap();
         assert_eq!(
             client.publish("t", b"x", QoS::AtLeastOnce, false).await,
-            Err(Error::Transport(MockError))
+            Err(PublishError { error: Error::Transport(MockError), stored: Some(id(1)) })
         );
         client.reconnect(&mut mock2, &persistent()).await.unwrap();
         client.wait_all_acked().await.unwrap();
@@ -119,10 +119,15 @@ fn mqtt_3_1_2_6_clean_session_discards_unacknowledged_publishes() {
         client.connect(&opts()).await.unwrap();
         assert_eq!(
             client.publish("t", b"x", QoS::AtLeastOnce, false).await,
-            Err(Error::ConnectionClosed)
+            Err(PublishError { error: Error::ConnectionClosed, stored: Some(id(1)) })
         );
         assert_eq!(client.in_flight(), 1);
-        assert!(!client.reconnect(&mut mock2, &opts()).await.unwrap());
+        // The clean session discards the message and says so: it must not
+        // look acknowledged.
+        assert_eq!(
+            client.reconnect(&mut mock2, &opts()).await.unwrap(),
+            Connected { session_present: false, discarded: 1 }
+        );
         assert_eq!(client.in_flight(), 0);
         assert!(!client.is_in_flight(id(1)));
         client.wait_acked(id(1)).await.unwrap(); // nothing to wait for
@@ -185,8 +190,8 @@ fn mqtt_4_4_0_1_session_handed_to_a_new_client_resends_with_dup_and_same_ids() {
     let mut client = Client::new(&mut mock1, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
     drive(async {
         client.connect(&persistent()).await.unwrap();
-        client.publish_no_wait("t", b"1", false).await.unwrap();
-        client.publish_no_wait("t", b"2", false).await.unwrap();
+        client.publish_no_wait("t", b"1", QoS::AtLeastOnce, false).await.unwrap();
+        client.publish_no_wait("t", b"2", QoS::AtLeastOnce, false).await.unwrap();
         assert_eq!(client.wait_all_acked().await, Err(Error::ConnectionClosed));
     });
     // The transport (a TLS stream, say) goes with the client; `tx` stays.
@@ -195,7 +200,7 @@ fn mqtt_4_4_0_1_session_handed_to_a_new_client_resends_with_dup_and_same_ids() {
     let mut client =
         Client::with_session(&mut mock2, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {}, session);
     drive(async {
-        assert!(client.connect(&persistent()).await.unwrap());
+        assert!(client.connect(&persistent()).await.unwrap().session_present);
         client.wait_all_acked().await.unwrap();
         client.publish("t", b"3", QoS::AtLeastOnce, false).await.unwrap();
     });
@@ -219,7 +224,7 @@ fn session_with_a_different_tx_buffer_forgets_the_publishes_instead_of_misreadin
     let mut client = Client::new(&mut mock1, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {});
     drive(async {
         client.connect(&persistent()).await.unwrap();
-        client.publish_no_wait("t", b"1", false).await.unwrap();
+        client.publish_no_wait("t", b"1", QoS::AtLeastOnce, false).await.unwrap();
     });
     let session = client.into_session();
     let mut other_tx = [0u8; 128];

@@ -94,7 +94,7 @@ async fn receive_after_restart(port: u16) -> (bool, Vec<String>) {
     let mut sub = Client::new(tcp(port).await, &mut rx, &mut tx, |m: &Publish<'_>| {
         got.push(String::from_utf8(m.payload.to_vec()).unwrap());
     });
-    let session_present = sub.connect(&sub_opts()).await.unwrap();
+    let session_present = sub.connect(&sub_opts()).await.unwrap().session_present;
     for _ in 0..MESSAGES {
         match tokio::time::timeout(Duration::from_secs(5), sub.wait_msg()).await {
             Ok(r) => r.unwrap(),
@@ -130,7 +130,7 @@ async fn restart_scenario(test: &str, extra: &str, stop: impl FnOnce(&mut Mosqui
     let restarted = Mosquitto::start_on(test, &dir, port, &conf).expect("mosquitto restarts");
     // The publisher's persistent session survived too.
     assert!(
-        publisher.reconnect(tcp(port).await, &pub_opts).await.unwrap(),
+        publisher.reconnect(tcp(port).await, &pub_opts).await.unwrap().session_present,
         "publisher session lost"
     );
     let (session_present, got) = receive_after_restart(port).await;

@@ -29,7 +29,10 @@ async fn packets_split_into_one_to_three_byte_pieces_are_reassembled() {
     assert_eq!(client.subscribe("frag/+", QoS::AtLeastOnce).await.unwrap(), QoS::AtLeastOnce);
     for i in 0..MESSAGES {
         // Pipelined QoS 1: PUBACKs and our own messages interleave.
-        client.publish_no_wait("frag/t", format!("message-{i}").as_bytes(), false).await.unwrap();
+        client
+            .publish_no_wait("frag/t", format!("message-{i}").as_bytes(), QoS::AtLeastOnce, false)
+            .await
+            .unwrap();
     }
     client.wait_all_acked().await.unwrap();
     client.ping().await.unwrap();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::proxy::{Dir, Proxy};
 use common::{Mosquitto, tcp};
-use umqtt::{Client, ConnectOptions, Error, Publish, QoS, State};
+use umqtt::{Client, ConnectOptions, Error, Publish, PublishError, QoS, State};
 
 const KEEP_ALIVE_SECS: u16 = 2;
 /// Scheduling slack on top of 1.5 × keepalive (timer wake-up, two threads).
@@ -113,7 +113,10 @@ async fn half_open_during_qos1_publish_times_out_then_resends_after_reconnect() 
         "half-open (publish QoS 1): {result:?} after {:.3} s (ack timeout 0.5 s)",
         waited.as_secs_f64()
     );
-    assert!(matches!(result, Err(Error::Timeout)), "got {result:?}");
+    assert!(
+        matches!(result, Err(PublishError { error: Error::Timeout, stored: Some(_) })),
+        "got {result:?}"
+    );
     assert!(waited >= Duration::from_millis(500) && waited <= Duration::from_millis(500) + SLACK);
     assert_eq!(client.in_flight(), 1, "the unacknowledged publish stays stored");
     // Keepalive then declares the link dead.

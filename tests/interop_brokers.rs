@@ -179,7 +179,12 @@ async fn persistent_session(c: &Ctx) -> Res<()> {
     let keep = c.opts(&sub_id).clean_session(false);
     sub.connect(&c.opts(&sub_id).clean_session(true)).await.map_err(err("clean connect"))?;
     sub.disconnect().await.map_err(err("disconnect"))?;
-    if sub.reconnect(tcp(c.port).await, &keep).await.map_err(err("persistent connect"))? {
+    if sub
+        .reconnect(tcp(c.port).await, &keep)
+        .await
+        .map_err(err("persistent connect"))?
+        .session_present
+    {
         return Err("session present after a clean session".into());
     }
     sub.subscribe(&topic, QoS::AtLeastOnce).await.map_err(err("subscribe"))?;
@@ -191,7 +196,8 @@ async fn persistent_session(c: &Ctx) -> Res<()> {
             .await
             .map_err(err("publish"))?;
     }
-    let present = sub.reconnect(tcp(c.port).await, &keep).await.map_err(err("reconnect"))?;
+    let present =
+        sub.reconnect(tcp(c.port).await, &keep).await.map_err(err("reconnect"))?.session_present;
     // MQTT 3.1's CONNACK has no session-present flag (3.1.1 added it): at
     // level 3 only the queued messages prove that the session survived.
     if !present && c.level == ProtocolLevel::V311 {
@@ -222,7 +228,7 @@ async fn qos1_pipelined(c: &Ctx) -> Res<()> {
     let mut publ = Client::new(tcp(c.port).await, &mut rx2, &mut tx2, |_: &Publish<'_>| {});
     publ.connect(&c.opts(&pub_id).max_in_flight(16)).await.map_err(err("publisher connect"))?;
     for i in 0..N {
-        publ.publish_no_wait(&topic, format!("m{i}").as_bytes(), false)
+        publ.publish_no_wait(&topic, format!("m{i}").as_bytes(), QoS::AtLeastOnce, false)
             .await
             .map_err(err("publish_no_wait"))?;
     }

@@ -44,11 +44,17 @@ fn pipelined_window_fills_then_each_puback_admits_one_more_publish() {
     drive(async {
         client.connect(&o).await.unwrap();
         for n in 1..=3u16 {
-            let got = client.publish_no_wait("t", n.to_string().as_bytes(), false).await.unwrap();
+            let got = client
+                .publish_no_wait("t", n.to_string().as_bytes(), QoS::AtLeastOnce, false)
+                .await
+                .unwrap();
             assert_eq!(got, id(n));
             assert_eq!(client.in_flight(), usize::from(n));
         }
-        assert_eq!(client.publish_no_wait("t", b"4", false).await.unwrap(), id(4));
+        assert_eq!(
+            client.publish_no_wait("t", b"4", QoS::AtLeastOnce, false).await.unwrap(),
+            id(4)
+        );
         assert_eq!(client.in_flight(), 3);
         assert!(!client.is_in_flight(id(1)));
         assert!(client.is_in_flight(id(2)) && client.is_in_flight(id(4)));
@@ -80,11 +86,17 @@ fn pipelined_window_is_also_bounded_by_the_transmit_buffer() {
         client.connect(&o).await.unwrap();
         for n in 1..=2u16 {
             assert_eq!(
-                client.publish_no_wait("t", n.to_string().as_bytes(), false).await.unwrap(),
+                client
+                    .publish_no_wait("t", n.to_string().as_bytes(), QoS::AtLeastOnce, false)
+                    .await
+                    .unwrap(),
                 id(n)
             );
         }
-        assert_eq!(client.publish_no_wait("t", b"3", false).await.unwrap(), id(4));
+        assert_eq!(
+            client.publish_no_wait("t", b"3", QoS::AtLeastOnce, false).await.unwrap(),
+            id(4)
+        );
         assert_eq!(client.in_flight(), 2);
         client.wait_all_acked().await.unwrap();
     });
@@ -109,7 +121,10 @@ fn pipelined_out_of_order_pubacks_complete_exactly_their_own_publishes() {
     drive(async {
         client.connect(&o).await.unwrap();
         for n in 1..=4u16 {
-            client.publish_no_wait("t", n.to_string().as_bytes(), false).await.unwrap();
+            client
+                .publish_no_wait("t", n.to_string().as_bytes(), QoS::AtLeastOnce, false)
+                .await
+                .unwrap();
         }
         client.wait_acked(id(1)).await.unwrap();
         // PUBACK 3 came first and PUBACK 1 second: 2 and 4 remain.
@@ -147,14 +162,20 @@ fn mqtt_4_4_0_1_reconnect_mid_window_resends_exactly_the_unacked_with_dup_and_sa
     drive(async {
         client.connect(&o).await.unwrap();
         for n in 1..=5u16 {
-            client.publish_no_wait("t", n.to_string().as_bytes(), false).await.unwrap();
+            client
+                .publish_no_wait("t", n.to_string().as_bytes(), QoS::AtLeastOnce, false)
+                .await
+                .unwrap();
         }
         assert_eq!(client.wait_all_acked().await, Err(Error::ConnectionClosed));
         assert_eq!(client.state(), State::Failed);
         assert_eq!(client.in_flight(), 3);
-        assert!(client.reconnect(&mut second, &o).await.unwrap());
+        assert!(client.reconnect(&mut second, &o).await.unwrap().session_present);
         // The ids of the resent messages are not reused for new ones.
-        assert_eq!(client.publish_no_wait("t", b"6", false).await.unwrap(), id(6));
+        assert_eq!(
+            client.publish_no_wait("t", b"6", QoS::AtLeastOnce, false).await.unwrap(),
+            id(6)
+        );
         client.wait_all_acked().await.unwrap();
         assert_eq!(client.in_flight(), 0);
     });
@@ -256,7 +277,7 @@ fn publish_no_wait_cancelled_at_every_await_point_never_tears_or_duplicates_a_pa
     for i in 0..400u32 {
         let payload = i.to_string();
         match poll_then_drop(
-            client.publish_no_wait("t", payload.as_bytes(), false),
+            client.publish_no_wait("t", payload.as_bytes(), QoS::AtLeastOnce, false),
             (i % 23) as usize,
         ) {
             Some(Ok(id)) => returned.push((payload, id)),
@@ -400,15 +421,13 @@ fn queue_publish_refuses_qos1_behind_qos0_and_anything_while_not_connected() {
     assert_eq!(client.queue_publish("t", b"0", QoS::AtMostOnce, false), Err(Error::NotConnected));
     drive(async { client.connect(&o).await.unwrap() });
     assert_eq!(client.queue_publish("t", b"0", QoS::AtMostOnce, false), Ok(None));
-    // The outbox must stay contiguous: QoS 1 cannot follow a queued QoS 0.
+    // The outbox must stay contiguous: QoS 1 or 2 cannot follow a queued
+    // QoS 0.
     assert_eq!(client.queue_publish("t", b"1", QoS::AtLeastOnce, false), Err(Error::WouldBlock));
-    assert_eq!(
-        client.queue_publish("t", b"2", QoS::ExactlyOnce, false),
-        Err(Error::InvalidArgument(packet::Malformed::InvalidQoS))
-    );
+    assert_eq!(client.queue_publish("t", b"2", QoS::ExactlyOnce, false), Err(Error::WouldBlock));
     // An awaiting call writes the queue first, then its own packet.
     drive(async {
-        assert_eq!(client.publish_no_wait("t", b"1", false).await, Ok(id(1)));
+        assert_eq!(client.publish_no_wait("t", b"1", QoS::AtLeastOnce, false).await, Ok(id(1)));
         client.wait_all_acked().await.unwrap();
     });
     drop(client);

@@ -83,7 +83,10 @@ async fn ordered_10000(test: &str, topic: &'static str, mode: Mode) {
             match queue {
                 Ok(_) => queued += 1,
                 Err(Error::WouldBlock) => {
-                    client.publish_no_wait(topic, payload.as_bytes(), false).await.unwrap();
+                    client
+                        .publish_no_wait(topic, payload.as_bytes(), QoS::AtLeastOnce, false)
+                        .await
+                        .unwrap();
                 }
                 Err(e) => panic!("queue_publish: {e:?}"),
             }
@@ -141,7 +144,9 @@ async fn publish_through_kill(
                 // The window (64) exceeds n, so publish_no_wait never waits
                 // for a PUBACK: a message is stored iff in_flight() grew.
                 let before = client.in_flight();
-                let r = client.publish_no_wait(topic, next.to_string().as_bytes(), false).await;
+                let r = client
+                    .publish_no_wait(topic, next.to_string().as_bytes(), QoS::AtLeastOnce, false)
+                    .await;
                 if r.is_ok() || client.in_flight() > before {
                     next += 1;
                 }

@@ -134,7 +134,7 @@ async fn tls_verified_connection_carries_qos0_qos1_ping_and_disconnect() {
     let inbox = Inbox::default();
     let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
     let mut client = Client::new(stream, &mut rx, &mut tx, inbox.handler());
-    assert!(!client.connect(&ConnectOptions::new("tls-rt")).await.unwrap());
+    assert!(!client.connect(&ConnectOptions::new("tls-rt")).await.unwrap().session_present);
     assert_eq!(client.subscribe("tls/+", QoS::AtLeastOnce).await.unwrap(), QoS::AtLeastOnce);
     client.publish("tls/0", b"qos zero", QoS::AtMostOnce, false).await.unwrap();
     wait_for(&mut client, &inbox, 1).await;
@@ -408,11 +408,16 @@ async fn mqtt_4_4_0_1_tls_unacked_publishes_resent_on_a_new_stream_over_the_same
     // and three QoS 1 publishes are written into it without waiting.
     let stream = open(proxy.port, &options, &mut buffers).await.expect("TLS handshake");
     let mut client = Client::new(stream, &mut rx, &mut tx, |_: &Publish<'_>| {});
-    assert!(!client.connect(&opts).await.unwrap(), "fresh persistent session");
+    assert!(!client.connect(&opts).await.unwrap().session_present, "fresh persistent session");
     proxy.set_black_hole(true);
     let mut ids = Vec::new();
     for (i, payload) in payloads.iter().enumerate() {
-        ids.push(client.publish_no_wait(&format!("handover/{i}"), payload, false).await.unwrap());
+        ids.push(
+            client
+                .publish_no_wait(&format!("handover/{i}"), payload, QoS::AtLeastOnce, false)
+                .await
+                .unwrap(),
+        );
     }
     assert_eq!(client.in_flight(), 3);
     let session = client.into_session(); // drops the TLS stream and its TCP connection
@@ -425,7 +430,7 @@ async fn mqtt_4_4_0_1_tls_unacked_publishes_resent_on_a_new_stream_over_the_same
     let stream = open(tls_port, &options, &mut buffers).await.expect("TLS handshake again");
     let mut client = Client::with_session(stream, &mut rx, &mut tx, |_: &Publish<'_>| {}, session);
     assert_eq!(client.in_flight(), 3);
-    assert!(client.connect(&opts).await.unwrap(), "broker kept the session");
+    assert!(client.connect(&opts).await.unwrap().session_present, "broker kept the session");
     tokio::time::timeout(WAIT, client.wait_all_acked()).await.expect("acks in time").unwrap();
     assert!(ids.iter().all(|&id| !client.is_in_flight(id)));
     client.disconnect().await.unwrap();

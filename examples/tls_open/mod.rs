@@ -67,6 +67,28 @@ impl TlsArgs {
     }
 }
 
+/// The operating system's RNG as a rand_core 0.6 `CryptoRng`: TLS
+/// key exchange, WebSocket keys and masks.
+pub struct OsRng;
+
+impl rand_core::RngCore for OsRng {
+    fn next_u32(&mut self) -> u32 {
+        rand_core::impls::next_u32_via_fill(self)
+    }
+    fn next_u64(&mut self) -> u64 {
+        rand_core::impls::next_u64_via_fill(self)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        getrandom::fill(dest).expect("OS RNG");
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl rand_core::CryptoRng for OsRng {}
+
 #[cfg(feature = "tls")]
 pub use with_tls::*;
 
@@ -74,27 +96,6 @@ pub use with_tls::*;
 mod with_tls {
     use super::TlsArgs;
     use umqtt::tls::{self, TlsClock, TlsOptions, pem};
-
-    /// The operating system's RNG as a rand_core 0.6 `CryptoRng`.
-    pub struct OsRng;
-
-    impl rand_core::RngCore for OsRng {
-        fn next_u32(&mut self) -> u32 {
-            rand_core::impls::next_u32_via_fill(self)
-        }
-        fn next_u64(&mut self) -> u64 {
-            rand_core::impls::next_u64_via_fill(self)
-        }
-        fn fill_bytes(&mut self, dest: &mut [u8]) {
-            getrandom::fill(dest).expect("OS RNG");
-        }
-        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-            self.fill_bytes(dest);
-            Ok(())
-        }
-    }
-
-    impl rand_core::CryptoRng for OsRng {}
 
     /// Unix time from the host clock, so expired certificates fail.
     pub struct SystemClock;

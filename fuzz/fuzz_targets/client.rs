@@ -301,7 +301,7 @@ fuzz_target!(|data: &[u8]| {
             }
             3 => _ = call!(client, client.publish(topic, body, QoS::AtLeastOnce, false)),
             4 => {
-                if let Ok(id) = call!(client, client.publish_no_wait(topic, body, false)) {
+                if let Ok(id) = call!(client, client.publish_no_wait(topic, body, QoS::AtLeastOnce, false)) {
                     assert!(client.is_in_flight(id), "publish_no_wait forgot {id:?}");
                     last_id = Some(id);
                 }

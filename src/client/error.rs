@@ -1,8 +1,9 @@
 //! The client's [`Error`] and connection [`State`].
 
+use core::convert::Infallible;
 use core::fmt;
 
-use crate::packet::{ConnectReturnCode, EncodeError, Malformed, PacketType};
+use crate::packet::{ConnectReturnCode, EncodeError, Malformed, PacketId, PacketType};
 
 /// Connection state, like QuecPython's `get_mqttsta`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,11 +30,13 @@ pub enum ProtocolError {
     /// A packet that can never be valid.
     Malformed(Malformed),
     /// A packet a server must not send to a client, or not now: CONNECT,
-    /// SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT, QoS 2 flow packets,
-    /// a second CONNACK, or anything before CONNACK `[MQTT-3.2.0-1]`.
+    /// SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT, a second CONNACK,
+    /// anything before CONNACK `[MQTT-3.2.0-1]`, or an acknowledgment of
+    /// the wrong kind (a PUBACK for a QoS 2 message, a PUBCOMP before its
+    /// PUBREC, a PUBREC for a QoS 1 message).
     UnexpectedPacket(PacketType),
-    /// A QoS 2 PUBLISH, though the client never subscribes above QoS 1
-    /// `[MQTT-3.8.4-6]`.
+    /// A QoS 2 PUBLISH, though the client cannot receive QoS 2 (it has no
+    /// slots for it) and so never subscribes above QoS 1 `[MQTT-3.8.4-6]`.
     QoS2Publish,
     /// A SUBACK with a different number of return codes than the
     /// SUBSCRIBE had topic filters `[MQTT-3.8.4-5]`.
@@ -84,17 +87,19 @@ pub enum Error<E> {
     KeepAliveTimeout,
     /// The acknowledgment did not arrive within the ack timeout. The
     /// connection stays up (except when CONNACK is late: then the state is
-    /// [`State::Failed`]); an unacknowledged QoS 1 PUBLISH stays stored
-    /// and is resent by `reconnect`.
+    /// [`State::Failed`]); an unacknowledged QoS 1 or 2 PUBLISH stays
+    /// stored and is resent by a reconnect that keeps the session.
     Timeout,
     /// The broker answered SUBSCRIBE with 0x80 (failure).
     SubscribeRefused,
     /// An inbound packet did not fit the receive buffer; it was drained and
     /// acknowledged, the connection kept.
     PacketTooLarge(Oversize),
-    /// The outgoing packet does not fit the transmit buffer.
+    /// The outgoing packet does not fit the transmit buffer (or more than
+    /// [`MAX_SUBSCRIBE_TOPICS`](crate::MAX_SUBSCRIBE_TOPICS) filters were
+    /// given).
     BufferTooSmall {
-        /// Bytes the packet (plus stored QoS 1 publishes) needs.
+        /// Bytes the packet (plus stored messages) needs.
         needed: usize,
     },
     /// The arguments would make an invalid packet (a wildcard in a topic
@@ -102,6 +107,13 @@ pub enum Error<E> {
     InvalidArgument(Malformed),
     /// The call needs a connected client.
     NotConnected,
+    /// All 65,535 packet identifiers are in use by unfinished messages
+    /// and the pending SUBSCRIBE or UNSUBSCRIBE. Nothing was sent.
+    NoPacketId,
+    /// A QoS 2 message arrived while every receive slot holds one awaiting
+    /// its PUBREL. Fatal: the message was neither delivered nor
+    /// acknowledged, so the broker sends it again after the reconnect.
+    ReceiveSlotsFull,
     /// [`queue_publish`](crate::Client::queue_publish) could not queue now:
     /// the in-flight window or `tx` is full, or another packet is being
     /// written. Nothing was queued; an awaiting call (`publish_no_wait`,
@@ -110,7 +122,8 @@ pub enum Error<E> {
 }
 
 impl<E> Error<E> {
-    /// Whether the connection is gone: reconnect before going on.
+    /// Whether this error ended the connection (the state is now
+    /// [`State::Failed`]).
     pub const fn is_fatal(&self) -> bool {
         matches!(
             self,
@@ -119,8 +132,91 @@ impl<E> Error<E> {
                 | Self::Protocol(_)
                 | Self::Refused(_)
                 | Self::KeepAliveTimeout
+                | Self::ReceiveSlotsFull
         )
     }
+
+    /// Whether the connection is over and only a (re)connect helps: a
+    /// fatal error, or [`NotConnected`](Self::NotConnected), which every
+    /// call returns once the connection has failed. The predicate for an
+    /// "on error, reconnect" loop.
+    pub const fn needs_reconnect(&self) -> bool {
+        self.is_fatal() || matches!(self, Self::NotConnected)
+    }
+}
+
+impl Error<Infallible> {
+    /// The same error for a client whose transport fails with `E`.
+    pub(crate) fn widen<E>(self) -> Error<E> {
+        match self {
+            Self::Transport(never) => match never {},
+            Self::ConnectionClosed => Error::ConnectionClosed,
+            Self::Protocol(p) => Error::Protocol(p),
+            Self::Refused(code) => Error::Refused(code),
+            Self::KeepAliveTimeout => Error::KeepAliveTimeout,
+            Self::Timeout => Error::Timeout,
+            Self::SubscribeRefused => Error::SubscribeRefused,
+            Self::PacketTooLarge(o) => Error::PacketTooLarge(o),
+            Self::BufferTooSmall { needed } => Error::BufferTooSmall { needed },
+            Self::InvalidArgument(m) => Error::InvalidArgument(m),
+            Self::NotConnected => Error::NotConnected,
+            Self::WouldBlock => Error::WouldBlock,
+            Self::NoPacketId => Error::NoPacketId,
+            Self::ReceiveSlotsFull => Error::ReceiveSlotsFull,
+        }
+    }
+}
+
+/// A failed QoS 0, 1 or 2 publish: the error, and whether the message
+/// was kept for resend. With `stored: Some(id)` the message is in the
+/// outbox under packet identifier `id`: it is resent after a reconnect that
+/// keeps the session (or counted as discarded by one that does not), and
+/// [`wait_acked`](crate::Client::wait_acked) can still wait for it. With
+/// `None` it was not kept: publish it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PublishError<E> {
+    /// What went wrong.
+    pub error: Error<E>,
+    /// The packet identifier of the stored message, if it was stored.
+    pub stored: Option<PacketId>,
+}
+
+impl<E> From<PublishError<E>> for Error<E> {
+    fn from(e: PublishError<E>) -> Self {
+        e.error
+    }
+}
+
+impl<E> From<Error<E>> for PublishError<E> {
+    /// An error before the message was stored.
+    fn from(error: Error<E>) -> Self {
+        Self { error, stored: None }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Display for PublishError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.stored {
+            Some(id) => write!(f, "{} (message stored as packet id {})", self.error, id.get()),
+            None => write!(f, "{} (message not stored)", self.error),
+        }
+    }
+}
+
+impl<E: fmt::Debug> core::error::Error for PublishError<E> {}
+
+/// What [`connect`](crate::Client::connect) established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Connected {
+    /// Whether the broker resumed a stored session (CONNACK's flag). When
+    /// false, subscriptions must be made again.
+    pub session_present: bool,
+    /// Unfinished QoS 1 and QoS 2 messages this connect discarded because
+    /// it started a clean session `[MQTT-3.1.2-6]`: they will not be
+    /// delivered by this client. Always 0 with `clean_session(false)`.
+    pub discarded: u16,
 }
 
 impl<E> From<EncodeError> for Error<E> {
@@ -160,6 +256,8 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
             Self::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Self::NotConnected => f.write_str("not connected"),
             Self::WouldBlock => f.write_str("cannot queue now: window or transmit buffer full"),
+            Self::NoPacketId => f.write_str("every packet identifier is in use"),
+            Self::ReceiveSlotsFull => f.write_str("every QoS 2 receive slot awaits a PUBREL"),
         }
     }
 }

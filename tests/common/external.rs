@@ -96,6 +96,18 @@ impl RabbitMq {
     /// Starts a node named after `tag` and this process, with its own
     /// AMQP, MQTT, distribution and epmd ports, data in a temp dir.
     pub fn start(tag: &str) -> Result<Self, String> {
+        Self::start_with(tag, &[], "", &[])
+    }
+
+    /// Like [`start`](Self::start), with `plugins` enabled too, `config`
+    /// lines added to `rabbitmq.conf`, and once the MQTT port listens,
+    /// waiting for the `ports` these lines open as well.
+    pub fn start_with(
+        tag: &str,
+        plugins: &[&str],
+        config: &str,
+        ports: &[u16],
+    ) -> Result<Self, String> {
         if !Path::new(RABBITMQ_SERVER).exists() {
             return Err(format!("{RABBITMQ_SERVER} not installed"));
         }
@@ -105,10 +117,11 @@ impl RabbitMq {
         let started = Instant::now();
         let dir = temp_dir(tag);
         let (port, amqp, dist, epmd_port) = (free_port(), free_port(), free_port(), free_port());
-        std::fs::write(dir.join("enabled_plugins"), "[rabbitmq_mqtt].\n")
+        let plugins: String = plugins.iter().map(|p| format!(",{p}")).collect();
+        std::fs::write(dir.join("enabled_plugins"), format!("[rabbitmq_mqtt{plugins}].\n"))
             .map_err(|e| e.to_string())?;
         let config = format!(
-            "listeners.tcp.default = 127.0.0.1:{amqp}\nmqtt.listeners.tcp.default = 127.0.0.1:{port}\nmqtt.allow_anonymous = true\nloopback_users = none\n"
+            "listeners.tcp.default = 127.0.0.1:{amqp}\nmqtt.listeners.tcp.default = 127.0.0.1:{port}\nmqtt.allow_anonymous = true\nloopback_users = none\n{config}"
         );
         std::fs::write(dir.join("rabbitmq.conf"), config).map_err(|e| e.to_string())?;
         let log = dir.join("rabbitmq.out");
@@ -130,7 +143,9 @@ impl RabbitMq {
             .spawn()
             .map_err(|e| format!("spawn rabbitmq-server: {e}"))?;
         let limit = Duration::from_secs(120);
-        let waited = wait_listening(&mut child, port, limit, &log);
+        let waited = std::iter::once(&port)
+            .chain(ports)
+            .try_for_each(|&p| wait_listening(&mut child, p, limit, &log));
         let node = Self { port, dir, epmd_port, child, startup: started.elapsed() };
         waited.map(|()| node)
     }

@@ -172,3 +172,30 @@ pub fn poll_then_drop<F: Future>(fut: F, k: usize) -> Option<F::Output> {
 pub fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
 }
+
+/// QoS 2 PUBLISH bytes with packet identifier `n`.
+pub fn publish2(topic: &str, payload: &[u8], n: u16, dup: bool) -> Vec<u8> {
+    packet_bytes(&Packet::Publish(Publish {
+        dup,
+        qos: QoS::ExactlyOnce,
+        retain: false,
+        topic,
+        packet_id: Some(id(n)),
+        payload,
+    }))
+}
+
+/// PUBREC bytes.
+pub fn pubrec(n: u16) -> Vec<u8> {
+    packet_bytes(&Packet::PubRec(id(n)))
+}
+
+/// PUBREL bytes (fixed header flags 0b0010).
+pub fn pubrel(n: u16) -> Vec<u8> {
+    packet_bytes(&Packet::PubRel(id(n)))
+}
+
+/// PUBCOMP bytes.
+pub fn pubcomp(n: u16) -> Vec<u8> {
+    packet_bytes(&Packet::PubComp(id(n)))
+}

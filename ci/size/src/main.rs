@@ -93,7 +93,7 @@ mod client {
     }
 
     /// Polls `fut` once and returns its output if it finished.
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls", feature = "ws"))]
     pub fn poll_output<F: Future>(fut: F) -> Option<F::Output> {
         let mut fut = pin!(fut);
         let mut cx = Context::from_waker(Waker::noop());
@@ -103,7 +103,10 @@ mod client {
         }
     }
 
-    #[cfg_attr(all(feature = "tls", not(feature = "report")), allow(dead_code))]
+    #[cfg_attr(
+        all(any(feature = "tls", feature = "ws"), not(feature = "report")),
+        allow(dead_code)
+    )]
     pub fn exercise(rx: &mut [u8], tx: &mut [u8]) -> u32 {
         let mut count = 0u32;
         let mut client = Client::new(Wire, rx, tx, |m: &Publish<'_>| {
@@ -133,7 +136,7 @@ mod client {
 
     /// Connects, subscribes, publishes, receives, pings and disconnects,
     /// each client future bounded by `BUDGET` bytes.
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls", feature = "ws"))]
     pub fn exercise_client<const BUDGET: usize, T, H>(
         client: &mut Client<'_, T, H>,
         opts: &ConnectOptions<'_>,
@@ -174,20 +177,13 @@ mod client {
     }
 }
 
-/// The client over umqtt's TLS stream (max fragment length 4 KiB, server
-/// verified against a CA, no client certificate, no clock): what a board
-/// with the `tls` feature links.
-#[cfg(feature = "tls")]
-mod tls {
+/// An RNG whose output black_box decides (rand_core 0.6 `CryptoRng`): TLS
+/// key exchange, WebSocket keys and masks.
+#[cfg(any(feature = "tls", feature = "ws"))]
+mod rng {
     use core::hint::black_box;
 
-    use umqtt::tls::{self, MaxFragmentLength, TLS_RECORD_OVERHEAD, TlsOptions};
-    use umqtt::{Client, ConnectOptions, Publish};
-
-    use crate::client::{Wire, exercise_client, poll_output};
-
-    /// An RNG whose output black_box decides (rand_core 0.6 `CryptoRng`).
-    struct Rng;
+    pub struct Rng;
 
     impl rand_core::RngCore for Rng {
         fn next_u32(&mut self) -> u32 {
@@ -206,6 +202,22 @@ mod tls {
     }
 
     impl rand_core::CryptoRng for Rng {}
+}
+#[cfg(any(feature = "tls", feature = "ws"))]
+use rng::Rng;
+
+/// The client over umqtt's TLS stream (max fragment length 4 KiB, server
+/// verified against a CA, no client certificate, no clock): what a board
+/// with the `tls` feature links.
+#[cfg(feature = "tls")]
+mod tls {
+    use core::hint::black_box;
+
+    use umqtt::tls::{self, MaxFragmentLength, TLS_RECORD_OVERHEAD, TlsOptions};
+    use umqtt::{Client, ConnectOptions, Publish};
+
+    use crate::Rng;
+    use crate::client::{Wire, exercise_client, poll_output};
 
     const CA_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n";
     const MFL: MaxFragmentLength = MaxFragmentLength::Bits12;
@@ -315,6 +327,46 @@ mod rsa_cycles {
     }
 }
 
+/// The client over umqtt's WebSocket stream (`ws://`, frame buffer for
+/// the client's 512-byte packets): what a board with the `ws` feature
+/// links.
+#[cfg(feature = "ws")]
+mod ws {
+    use core::hint::black_box;
+
+    use umqtt::ws::{self, FRAME_OVERHEAD, WsOptions};
+    use umqtt::{Client, ConnectOptions, Publish};
+
+    use crate::Rng;
+    use crate::client::{FUTURE_BUDGET, Wire, exercise_client, poll_output};
+
+    pub fn exercise(rx: &mut [u8], tx: &mut [u8]) -> u32 {
+        let mut ws_tx = [0u8; 512 + FRAME_OVERHEAD];
+        let options = WsOptions::new(black_box("broker.example.com:8083"), black_box("/mqtt"));
+        let opts = ConnectOptions::new(black_box("board-1")).keep_alive_secs(black_box(60));
+        let connect = ws::connect(Wire, &mut ws_tx, &options, Rng);
+        #[cfg(feature = "report")]
+        {
+            use cortex_m_semihosting::hprintln;
+            hprintln!("size_of ws-handshake {}", core::mem::size_of_val(&connect));
+            hprintln!(
+                "size_of WsStream {} (+ {} frame buffer)",
+                core::mem::size_of::<ws::WsStream<'static, Wire, Rng>>(),
+                512 + FRAME_OVERHEAD
+            );
+        }
+        match poll_output(connect) {
+            Some(Ok(stream)) => {
+                let mut client = Client::new(stream, rx, tx, |m: &Publish<'_>| {
+                    black_box(m.payload.len());
+                });
+                exercise_client::<FUTURE_BUDGET, _, _>(&mut client, &opts)
+            }
+            _ => 0,
+        }
+    }
+}
+
 #[entry]
 #[cfg_attr(feature = "rsa-cycles", allow(unreachable_code, reason = "the RSA count exits QEMU"))]
 fn main() -> ! {
@@ -331,7 +383,13 @@ fn main() -> ! {
     // TLS first: the plain client's report exits QEMU.
     #[cfg(feature = "tls")]
     black_box(tls::exercise(&mut rx, &mut tx));
-    #[cfg(all(feature = "client", any(not(feature = "tls"), feature = "report")))]
+    // The same for the client over WebSocket.
+    #[cfg(feature = "ws")]
+    black_box(ws::exercise(&mut rx, &mut tx));
+    #[cfg(all(
+        feature = "client",
+        any(not(any(feature = "tls", feature = "ws")), feature = "report")
+    ))]
     black_box(client::exercise(&mut rx, &mut tx));
     loop {
         black_box(&mut rx);

@@ -210,7 +210,7 @@ fn keepalive_expiry_interrupts_a_publish_waiting_for_its_puback() {
     run_ms(async {
         client.connect(&o).await.unwrap();
         assert_eq!(
-            client.publish("t", b"", QoS::AtLeastOnce, false).await,
+            client.publish("t", b"", QoS::AtLeastOnce, false).await.map_err(|e| e.error),
             Err(Error::KeepAliveTimeout)
         );
         assert_eq!(now_ms(), 15_000);

@@ -13,7 +13,7 @@ mod mock_support;
 use embassy_time::Duration;
 use mock_support::*;
 use umqtt::mock::MockTransport;
-use umqtt::{Client, ConnectOptions, Error, QoS, State, SubscribeReturnCode};
+use umqtt::{Client, ConnectOptions, Error, PublishError, QoS, State, SubscribeReturnCode};
 use umqtt_mock_time_tests::{clock, now_ms, run_ms};
 
 /// Keepalive off (so only the ack timeout runs), ack timeout 3 s.
@@ -71,8 +71,8 @@ fn puback_timeout_keeps_the_publish_in_flight_and_it_is_resent_on_reconnect() {
     run_ms(async {
         client.connect(&p()).await.unwrap();
         let err = client.publish("t", b"x", QoS::AtLeastOnce, false).await.unwrap_err();
-        assert_eq!(err, Error::Timeout);
-        assert!(!err.is_fatal());
+        assert_eq!(err, PublishError { error: Error::Timeout, stored: Some(id(1)) });
+        assert!(!err.error.is_fatal());
         assert_eq!(now_ms(), 3_000);
         assert_eq!(client.state(), State::Connected);
         assert!(client.is_in_flight(id(1)));
@@ -162,7 +162,10 @@ fn messages_arriving_during_an_ack_wait_do_not_extend_the_timeout() {
     let mut client = Client::new(&mut mock, &mut rx, &mut tx, handler);
     run_ms(async {
         client.connect(&o()).await.unwrap();
-        assert_eq!(client.publish("t", b"", QoS::AtLeastOnce, false).await, Err(Error::Timeout));
+        assert_eq!(
+            client.publish("t", b"", QoS::AtLeastOnce, false).await,
+            Err(PublishError { error: Error::Timeout, stored: Some(id(1)) })
+        );
         assert_eq!(now_ms(), 3_000);
     });
     drop(client);

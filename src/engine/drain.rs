@@ -1,13 +1,13 @@
 //! Draining an inbound packet larger than the receive buffer.
 //!
 //! The packet's bytes are discarded as they arrive, except the two that
-//! hold a QoS 1 PUBLISH's packet identifier, which are picked out on the
-//! way wherever they fall, so the PUBLISH is acknowledged even when its
-//! topic alone is longer than the buffer (rumqttc #614: an unacknowledged
-//! oversize message is redelivered forever).
+//! hold a QoS 1 or QoS 2 PUBLISH's packet identifier, which are picked out
+//! on the way wherever they fall, so the PUBLISH is acknowledged (PUBACK or
+//! PUBREC) even when its topic alone is longer than the buffer (rumqttc
+//! #614: an unacknowledged oversize message is redelivered forever).
 
-use super::Oversize;
-use crate::packet::{FixedHeader, PacketId, PacketType};
+use crate::client::Oversize;
+use crate::packet::{FixedHeader, PacketId, PacketType, QoS};
 
 /// Progress through an oversize packet.
 #[derive(Debug, Clone, Copy)]
@@ -22,7 +22,13 @@ pub(super) struct Drain {
     id: u16,
     id_bytes: u8,
     packet_type: PacketType,
+    /// QoS of a PUBLISH (QoS 0 for other packets).
+    qos: QoS,
     topic_len: Option<u16>,
+    /// Once done: whether the packet was acknowledged.
+    acknowledged: bool,
+    /// Done and handled: kept only as the report of the oversize packet.
+    finished: bool,
 }
 
 impl Drain {
@@ -39,9 +45,13 @@ impl Drain {
             id: 0,
             id_bytes: 0,
             packet_type: header.packet_type,
+            qos: QoS::AtMostOnce,
             topic_len: None,
+            acknowledged: false,
+            finished: false,
         };
         if header.packet_type == PacketType::Publish {
+            drain.qos = QoS::from_bits((header.flags >> 1) & 0b11).unwrap_or(QoS::AtMostOnce);
             let topic_len_at = header.header_len;
             match buffered.get(topic_len_at..topic_len_at + 2) {
                 Some(&[hi, lo]) => {
@@ -94,13 +104,33 @@ impl Drain {
         (self.id_at != 0 && self.id_bytes == 2).then(|| PacketId::new(self.id).ok_or(()))
     }
 
+    /// The QoS of the drained PUBLISH (QoS 0 for any other packet).
+    pub(super) fn qos(&self) -> QoS {
+        self.qos
+    }
+
+    /// Records that the packet was acknowledged.
+    pub(super) fn set_acknowledged(&mut self) {
+        self.acknowledged = true;
+    }
+
+    /// Marks the drained packet handled (acknowledged if it had to be).
+    pub(super) fn finish(&mut self) {
+        self.finished = true;
+    }
+
+    /// Whether the drained packet was handled: only its report is left.
+    pub(super) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
     /// What to tell the caller.
-    pub(super) fn report(&self, acknowledged: bool) -> Oversize {
+    pub(super) fn report(&self) -> Oversize {
         Oversize {
             packet_type: self.packet_type,
             size: self.seen as usize,
             topic_len: self.topic_len,
-            acknowledged,
+            acknowledged: self.acknowledged,
         }
     }
 }

@@ -1,0 +1,386 @@
+//! The blocking client: the same API and rules as the async
+//! [`Client`](crate::Client), for firmware without an executor (RTIC, bare
+//! super-loops, esp-idf threads) and host tools over `std::net`.
+//!
+//! It drives the same [`Engine`] through the same per-call state machine
+//! as the async client, over an `embedded_io` 0.7 transport that can wait
+//! for readable bytes with a limit ([`Transport`]), with time from a
+//! caller-supplied [`Clock`], so it needs no embassy time driver.
+//!
+//! ```no_run
+//! # #[cfg(feature = "std")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use umqtt::blocking::{Client, StdClock};
+//! use umqtt::{ConnectOptions, QoS};
+//!
+//! let socket = std::net::TcpStream::connect("127.0.0.1:1883")?;
+//! let transport = embedded_io_adapters::std::FromStd::new(socket);
+//! let (mut rx, mut tx) = ([0u8; 1024], [0u8; 1024]);
+//! let mut client = Client::new(transport, &mut rx, &mut tx, |msg: &umqtt::Publish<'_>| {
+//!     println!("{}: {:?}", msg.topic, msg.payload);
+//! }, StdClock::new());
+//! client.connect(&ConnectOptions::new("host-tool"))?;
+//! client.subscribe("sensors/+/temp", QoS::AtLeastOnce)?;
+//! client.publish("sensors/01/temp", b"21.5", QoS::AtLeastOnce, false)?;
+//! loop {
+//!     client.wait_msg()?;
+//! }
+//! # }
+//! # #[cfg(not(feature = "std"))]
+//! # fn main() {}
+//! ```
+
+#[cfg(feature = "std")]
+mod std_support;
+
+#[cfg(feature = "std")]
+pub use std_support::StdClock;
+
+use embassy_time::{Duration, Instant};
+use embedded_io::{Read, Write};
+
+use crate::client::call::{self, Call, Command, Goal, Output, Step, Wake};
+use crate::engine::{Engine, Session, Transmit};
+use crate::packet::{PacketId, Publish, QoS, SubscribeReturnCode, SubscribeTopic};
+use crate::{ConnectOptions, Connected, Error, PublishError, ReturnCodes, State};
+
+/// The time source of the blocking client: any monotonic clock.
+///
+/// On a microcontroller, a hardware timer; on the host, `StdClock`
+/// (feature `std`).
+pub trait Clock {
+    /// The current instant (from any fixed origin).
+    fn now(&self) -> Instant;
+}
+
+/// A blocking transport that can wait for readable bytes with a limit,
+/// which the client needs to send PINGREQ on time while waiting and to
+/// make [`check_msg`](Client::check_msg) return at once when nothing has
+/// arrived.
+///
+/// Implemented for `embedded_io_adapters::std::FromStd<std::net::TcpStream>`
+/// (feature `std`). Over a transport with `embedded_io::ReadReady`:
+///
+/// ```
+/// # use embassy_time::Duration;
+/// # struct Socket;
+/// # impl embedded_io::ErrorType for Socket { type Error = embedded_io::ErrorKind; }
+/// # impl embedded_io::Read for Socket { fn read(&mut self, _: &mut [u8]) -> Result<usize, Self::Error> { Ok(0) } }
+/// # impl embedded_io::Write for Socket { fn write(&mut self, b: &[u8]) -> Result<usize, Self::Error> { Ok(b.len()) } fn flush(&mut self) -> Result<(), Self::Error> { Ok(()) } }
+/// # impl embedded_io::ReadReady for Socket { fn read_ready(&mut self) -> Result<bool, Self::Error> { Ok(true) } }
+/// # fn poll_network() {}
+/// impl umqtt::blocking::Transport for Socket {
+///     fn wait_readable(&mut self, timeout: Option<Duration>) -> Result<bool, Self::Error> {
+///         let start = embassy_time::Instant::now();
+///         loop {
+///             if embedded_io::ReadReady::read_ready(self)? {
+///                 return Ok(true);
+///             }
+///             if timeout.is_some_and(|t| start.elapsed() >= t) {
+///                 return Ok(false);
+///             }
+///             poll_network(); // e.g. run the network stack, or sleep until an interrupt
+///         }
+///     }
+/// }
+/// ```
+pub trait Transport: Read + Write {
+    /// Waits until a `read` would not block (bytes have arrived, or end of
+    /// stream), at most `timeout` (`None`: no limit; zero: do not wait).
+    /// Returns whether it is readable.
+    fn wait_readable(&mut self, timeout: Option<Duration>) -> Result<bool, Self::Error>;
+}
+
+/// A blocking MQTT 3.1.1 client over the transport `T`, delivering
+/// messages to the handler `H`, with time from the clock `C`; see the
+/// [module docs](self). The buffers are used as by the async
+/// [`Client`](crate::Client).
+pub struct Client<'b, T, H, C> {
+    engine: Engine<'b>,
+    transport: T,
+    handler: H,
+    clock: C,
+}
+
+impl<'b, T, H, C> Client<'b, T, H, C>
+where
+    T: Transport,
+    H: FnMut(&Publish<'_>),
+    C: Clock,
+{
+    /// A client over `transport`, not yet connected.
+    pub fn new(transport: T, rx: &'b mut [u8], tx: &'b mut [u8], handler: H, clock: C) -> Self {
+        Self { engine: Engine::new(rx, tx), transport, handler, clock }
+    }
+
+    /// Enables QoS 2 reception, exactly once; see
+    /// [`Client::receive_qos2`](crate::Client::receive_qos2).
+    #[must_use]
+    pub fn receive_qos2(mut self, slots: &'b mut [u16]) -> Self {
+        self.engine.receive_qos2(slots);
+        self
+    }
+
+    /// A client that continues the session a dropped client left; see
+    /// [`Client::with_session`](crate::Client::with_session).
+    pub fn with_session(
+        transport: T,
+        rx: &'b mut [u8],
+        tx: &'b mut [u8],
+        handler: H,
+        clock: C,
+        session: Session,
+    ) -> Self {
+        let mut client = Self::new(transport, rx, tx, handler, clock);
+        client.engine.resume(session);
+        client
+    }
+
+    /// Ends the client, keeping its session for
+    /// [`with_session`](Self::with_session).
+    pub fn into_session(self) -> Session {
+        self.engine.session()
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> State {
+        self.engine.state()
+    }
+
+    /// The transport, for example to close it.
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// Number of QoS 1 and QoS 2 messages not yet complete.
+    pub fn in_flight(&self) -> usize {
+        self.engine.in_flight()
+    }
+
+    /// Whether the QoS 1 or QoS 2 message `id` is not yet complete; see
+    /// [`Client::is_in_flight`](crate::Client::is_in_flight).
+    pub fn is_in_flight(&self, id: PacketId) -> bool {
+        self.engine.is_in_flight(id)
+    }
+
+    /// Sends CONNECT and waits for CONNACK (then resends the stored
+    /// messages when the session is kept); see
+    /// [`Client::connect`](crate::Client::connect).
+    pub fn connect(&mut self, opts: &ConnectOptions<'_>) -> Result<Connected, Error<T::Error>> {
+        if self.engine.state() != State::Connecting {
+            self.engine.connect(opts, self.clock.now()).map_err(Error::widen)?;
+        }
+        match self.run(&mut Call::new(None, Goal::Connected)) {
+            Ok(Output::Connected(connected)) => Ok(connected),
+            Ok(_) => Err(Error::NotConnected),
+            // Even a timeout is fatal here: the link is not usable.
+            Err(e) => {
+                self.engine.on_transport_error();
+                Err(e)
+            }
+        }
+    }
+
+    /// Replaces the transport with a freshly connected one and connects
+    /// again with `opts`.
+    pub fn reconnect(
+        &mut self,
+        transport: T,
+        opts: &ConnectOptions<'_>,
+    ) -> Result<Connected, Error<T::Error>> {
+        self.transport = transport;
+        self.engine.connect(opts, self.clock.now()).map_err(Error::widen)?;
+        self.connect(opts)
+    }
+
+    /// Publishes `payload` to `topic`: QoS 0 returns once written, QoS 1 at
+    /// PUBACK, QoS 2 at PUBCOMP. The error says whether the message was
+    /// stored for resend.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+    ) -> Result<(), PublishError<T::Error>> {
+        self.ensure_connected()?;
+        let mut call = call::publish(topic, payload, qos, retain, true);
+        match self.run(&mut call) {
+            Ok(_) => Ok(()),
+            Err(error) => Err(PublishError { error, stored: call.id() }),
+        }
+    }
+
+    /// Publishes at QoS 1 or 2 without waiting for the acknowledgment and
+    /// returns the packet identifier; see
+    /// [`Client::publish_no_wait`](crate::Client::publish_no_wait).
+    pub fn publish_no_wait(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+    ) -> Result<PacketId, PublishError<T::Error>> {
+        call::check_no_wait_qos(qos).map_err(Error::widen)?;
+        self.ensure_connected()?;
+        let mut call = call::publish(topic, payload, qos, retain, false);
+        match self.run(&mut call) {
+            Ok(Output::Id(Some(id))) => Ok(id),
+            Ok(_) => Err(PublishError { error: Error::NotConnected, stored: None }),
+            Err(error) => Err(PublishError { error, stored: call.id() }),
+        }
+    }
+
+    /// Waits until the QoS 1 or QoS 2 message `id` is complete.
+    pub fn wait_acked(&mut self, id: PacketId) -> Result<(), Error<T::Error>> {
+        if !self.engine.is_in_flight(id) {
+            return Ok(());
+        }
+        self.ensure_connected()?;
+        self.run(&mut Call::completion(id)).map(|_| ())
+    }
+
+    /// Waits until every QoS 1 and QoS 2 message is complete.
+    pub fn wait_all_acked(&mut self) -> Result<(), Error<T::Error>> {
+        if self.engine.in_flight() == 0 {
+            return Ok(());
+        }
+        self.ensure_connected()?;
+        self.run(&mut Call::new(None, Goal::AllCompleted)).map(|_| ())
+    }
+
+    /// Subscribes to `filter` and returns the granted QoS, or
+    /// [`Error::SubscribeRefused`].
+    pub fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<QoS, Error<T::Error>> {
+        let codes = self.subscribe_many(&[SubscribeTopic { filter, qos }])?;
+        match codes.first() {
+            Some(SubscribeReturnCode::Success(granted)) => Ok(*granted),
+            _ => Err(Error::SubscribeRefused),
+        }
+    }
+
+    /// Subscribes to several filters in one SUBSCRIBE; one return code
+    /// per filter.
+    pub fn subscribe_many(
+        &mut self,
+        topics: &[SubscribeTopic<'_>],
+    ) -> Result<ReturnCodes, Error<T::Error>> {
+        self.ensure_connected()?;
+        match self.run(&mut Call::new(Some(Command::Subscribe(topics)), Goal::SubAck))? {
+            Output::Codes(codes) => Ok(codes.unpack()),
+            _ => Err(Error::NotConnected),
+        }
+    }
+
+    /// Unsubscribes from `filter` and waits for UNSUBACK.
+    pub fn unsubscribe(&mut self, filter: &str) -> Result<(), Error<T::Error>> {
+        self.unsubscribe_many(&[filter])
+    }
+
+    /// Unsubscribes from several filters in one UNSUBSCRIBE and waits for
+    /// UNSUBACK.
+    pub fn unsubscribe_many(&mut self, filters: &[&str]) -> Result<(), Error<T::Error>> {
+        self.ensure_connected()?;
+        let mut call = Call::new(Some(Command::Unsubscribe(filters)), Goal::UnsubAck);
+        self.run(&mut call).map(|_| ())
+    }
+
+    /// Blocks until one message has been delivered to the handler (its
+    /// acknowledgment written), sending PINGREQ when keepalive requires it.
+    pub fn wait_msg(&mut self) -> Result<(), Error<T::Error>> {
+        self.report_oversize()?;
+        self.run(&mut Call::new(None, Goal::Message))?;
+        self.report_oversize()
+    }
+
+    /// Handles what has already arrived without waiting
+    /// ([`Transport::wait_readable`] with a zero timeout). Returns whether
+    /// a message was delivered.
+    pub fn check_msg(&mut self) -> Result<bool, Error<T::Error>> {
+        self.report_oversize()?;
+        let output = self.run(&mut Call::new(None, Goal::MessageNow))?;
+        let delivered = matches!(output, Output::Delivered(true));
+        self.report_oversize().map(|()| delivered)
+    }
+
+    /// Sends PINGREQ and waits for PINGRESP.
+    pub fn ping(&mut self) -> Result<(), Error<T::Error>> {
+        self.ensure_connected()?;
+        self.run(&mut Call::new(Some(Command::PingReq), Goal::PingResp)).map(|_| ())
+    }
+
+    /// Sends DISCONNECT; the state becomes [`State::Disconnected`].
+    pub fn disconnect(&mut self) -> Result<(), Error<T::Error>> {
+        self.ensure_connected()?;
+        self.run(&mut Call::new(Some(Command::Disconnect), Goal::Written)).map(|_| ())
+    }
+
+    fn ensure_connected(&self) -> Result<(), Error<T::Error>> {
+        if self.engine.state() == State::Connected { Ok(()) } else { Err(Error::NotConnected) }
+    }
+
+    fn report_oversize(&mut self) -> Result<(), Error<T::Error>> {
+        self.ensure_connected()?;
+        self.engine.take_oversize().map_or(Ok(()), |o| Err(Error::PacketTooLarge(o)))
+    }
+
+    /// Runs `call` to its end: the blocking twin of the async client's
+    /// loop, over the same [`call::step`].
+    fn run(&mut self, call: &mut Call<'_>) -> Result<Output, Error<T::Error>> {
+        loop {
+            let now = self.clock.now();
+            let step = call::step(&mut self.engine, call, now, &mut self.handler);
+            let mut if_ready = false;
+            let timeout = match step.map_err(Error::widen)? {
+                Step::Done(output) => return Ok(output),
+                Step::Transmit => {
+                    let result = match self.engine.poll_transmit() {
+                        Some(Transmit::Write(bytes)) => self.transport.write(bytes),
+                        _ => self.transport.flush().map(|()| 0),
+                    };
+                    self.wrote(result)?;
+                    continue;
+                }
+                Step::Read(Wake::IfReady) => {
+                    if_ready = true;
+                    Some(Duration::from_ticks(0))
+                }
+                Step::Read(Wake::At(at)) => {
+                    at.map(|at| at.checked_duration_since(now).unwrap_or(Duration::from_ticks(0)))
+                }
+                Step::Read(Wake::Now) => continue,
+            };
+            let readable = self.transport.wait_readable(timeout).map_err(|e| self.failed(e))?;
+            if readable {
+                self.fill()?;
+            } else if if_ready {
+                return Ok(Output::Delivered(false));
+            }
+            // Otherwise the timer is due: the next step runs it.
+        }
+    }
+
+    /// Takes the result of a write (or of a flush, `Ok(0)`).
+    fn wrote(&mut self, result: Result<usize, T::Error>) -> Result<(), Error<T::Error>> {
+        let n = result.map_err(|e| self.failed(e))?;
+        if self.engine.poll_transmit() == Some(Transmit::Flush) {
+            self.engine.on_flushed(self.clock.now());
+            Ok(())
+        } else {
+            self.engine.on_written(n).map_err(Error::widen)
+        }
+    }
+
+    /// Reads what has arrived into the engine.
+    fn fill(&mut self) -> Result<(), Error<T::Error>> {
+        let buf = self.engine.read_buf().map_err(Error::widen)?;
+        let n = self.transport.read(buf).map_err(|e| self.failed(e))?;
+        self.engine.on_read(n, self.clock.now()).map_err(Error::widen)
+    }
+
+    /// A transport error: the connection is over.
+    fn failed(&mut self, e: T::Error) -> Error<T::Error> {
+        self.engine.on_transport_error();
+        Error::Transport(e)
+    }
+}
