@@ -6,6 +6,7 @@ use super::pem::PemError;
 
 pub(super) const BOOLEAN: u8 = 0x01;
 pub(super) const INTEGER: u8 = 0x02;
+pub(super) const BIT_STRING: u8 = 0x03;
 pub(super) const OCTET_STRING: u8 = 0x04;
 pub(super) const OID: u8 = 0x06;
 pub(super) const SEQUENCE: u8 = 0x30;
@@ -33,6 +34,17 @@ impl<'a> Reader<'a> {
 
     /// The next TLV as (tag, contents); `None` when finished or malformed.
     pub(super) fn next_tlv(&mut self) -> Option<(u8, &'a [u8])> {
+        self.next_tlv_raw().map(|(tag, contents, _)| (tag, contents))
+    }
+
+    /// Whether every TLV has been read.
+    pub(super) fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// The next TLV as (tag, contents, the whole TLV with its header).
+    pub(super) fn next_tlv_raw(&mut self) -> Option<(u8, &'a [u8], &'a [u8])> {
+        let whole = self.rest;
         let (&tag, rest) = self.rest.split_first()?;
         let (&first, mut rest) = rest.split_first()?;
         let len = if first < 0x80 {
@@ -48,7 +60,8 @@ impl<'a> Reader<'a> {
         };
         let (contents, tail) = rest.split_at_checked(len)?;
         self.rest = tail;
-        Some((tag, contents))
+        let raw = whole.get(..whole.len() - tail.len())?;
+        Some((tag, contents, raw))
     }
 
     /// The one TLV that makes up the whole input.
@@ -58,7 +71,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next TLV, which must carry `tag`.
-    fn expect(&mut self, tag: u8) -> Option<&'a [u8]> {
+    pub(super) fn expect(&mut self, tag: u8) -> Option<&'a [u8]> {
         match self.next_tlv()? {
             (t, contents) if t == tag => Some(contents),
             _ => None,

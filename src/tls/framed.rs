@@ -10,6 +10,16 @@
 //! records, where embedded-tls holds no state in its future: a record's
 //! bytes are collected here first, and once it is whole it is served
 //! without ever waiting.
+//!
+//! Writes: embedded-tls 0.19 seals a record (with the current sequence
+//! number as its AES-GCM nonce), hands it to `write_all`, and advances the
+//! sequence number only when `write_all` returns. Dropped in between, the
+//! record is half on the wire and the next record reuses the nonce. With
+//! an outbox ([`RecordFramed::with_outbox`]), `write_all` copies the sealed
+//! record and returns at once, so embedded-tls counts it in the same poll
+//! that sealed it; the copy goes to the socket in `flush` (embedded-tls's
+//! default policy flushes after every record), and a drain that a dropped
+//! call left unfinished is finished first by the next write or flush.
 
 use core::fmt;
 
@@ -19,9 +29,10 @@ use embedded_io_async::{ErrorKind, ErrorType, Read, Write};
 const HEADER_LEN: usize = 5;
 
 /// Read side of a socket, framed into whole TLS records; writes pass
-/// straight through. [`connect`](super::connect) puts it under every
-/// stream it returns; use it yourself only if you drive
-/// `embedded_tls::TlsConnection` directly.
+/// straight through, or with an outbox ([`with_outbox`](Self::with_outbox))
+/// are taken whole without waiting and sent on the next `flush`.
+/// [`connect`](super::connect) puts it under every stream it returns; use
+/// it yourself only if you drive `embedded_tls::TlsConnection` directly.
 ///
 /// `buffer` must hold the largest record the server may send: header
 /// plus ciphertext, [`framing_buffer_len`](super::framing_buffer_len)
@@ -41,12 +52,37 @@ pub struct RecordFramed<'b, S> {
     /// End of the bytes read from the socket; `ready..end` is the start
     /// of a record not yet complete.
     end: usize,
+    /// Sealed records taken by `write_all` and not yet sent:
+    /// `outbox[sent..queued]`.
+    outbox: &'b mut [u8],
+    sent: usize,
+    queued: usize,
 }
 
 impl<'b, S> RecordFramed<'b, S> {
     /// Frames reads of `socket`, collecting records in `buffer`.
+    /// Writes pass straight through.
     pub fn new(socket: S, buffer: &'b mut [u8]) -> Self {
-        Self { socket, buffer, start: 0, ready: 0, end: 0 }
+        Self::with_outbox(socket, buffer, &mut [])
+    }
+
+    /// Frames reads as [`new`](Self::new) does, and takes every record
+    /// embedded-tls writes that fits `outbox` whole, without waiting (see
+    /// the module docs: what makes writes cancel-safe). `outbox` should
+    /// hold embedded-tls's write record buffer; a larger record (only a
+    /// handshake message can be) is written straight through.
+    pub fn with_outbox(socket: S, buffer: &'b mut [u8], outbox: &'b mut [u8]) -> Self {
+        Self { socket, buffer, start: 0, ready: 0, end: 0, outbox, sent: 0, queued: 0 }
+    }
+
+    /// Bytes of sealed records taken and not yet sent to the socket.
+    pub fn unsent(&self) -> usize {
+        self.queued - self.sent
+    }
+
+    /// The socket back (bytes buffered or unsent are dropped).
+    pub fn into_socket(self) -> S {
+        self.socket
     }
 
     /// The socket.
@@ -82,6 +118,8 @@ pub enum FramedError<E> {
         /// Record length the header announced, header included.
         len: usize,
     },
+    /// The socket accepted no byte of a write (closed).
+    WriteZero,
 }
 
 impl<E: fmt::Debug> fmt::Display for FramedError<E> {
@@ -91,6 +129,7 @@ impl<E: fmt::Debug> fmt::Display for FramedError<E> {
             Self::RecordTooLarge { len } => {
                 write!(f, "TLS record of {len} bytes exceeds the framing buffer")
             }
+            Self::WriteZero => f.write_str("socket accepted no byte of a write"),
         }
     }
 }
@@ -100,6 +139,7 @@ impl<E: embedded_io_async::Error> embedded_io_async::Error for FramedError<E> {
         match self {
             Self::Transport(e) => e.kind(),
             Self::RecordTooLarge { .. } => ErrorKind::InvalidData,
+            Self::WriteZero => ErrorKind::WriteZero,
         }
     }
 }
@@ -115,6 +155,23 @@ impl<E: fmt::Debug> defmt::Format for FramedError<E> {
 
 impl<S: ErrorType> ErrorType for RecordFramed<'_, S> {
     type Error = FramedError<S::Error>;
+}
+
+impl<S: Write> RecordFramed<'_, S> {
+    /// Sends what the outbox holds. Cancel-safe when the socket's `write`
+    /// is: what is sent is counted, the rest stays for the next call.
+    async fn drain(&mut self) -> Result<(), FramedError<S::Error>> {
+        while self.sent < self.queued {
+            let rest = self.outbox.get(self.sent..self.queued).unwrap_or_default();
+            let n = self.socket.write(rest).await.map_err(FramedError::Transport)?;
+            if n == 0 {
+                return Err(FramedError::WriteZero);
+            }
+            self.sent += n.min(rest.len());
+        }
+        (self.sent, self.queued) = (0, 0);
+        Ok(())
+    }
 }
 
 impl<S: Read> Read for RecordFramed<'_, S> {
@@ -169,14 +226,42 @@ impl<S: Read> Read for RecordFramed<'_, S> {
 
 impl<S: Write> Write for RecordFramed<'_, S> {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
-        self.socket.write(buf).await.map_err(FramedError::Transport)
+        self.drain().await?;
+        if self.outbox.is_empty() {
+            return self.socket.write(buf).await.map_err(FramedError::Transport);
+        }
+        let n = buf.len().min(self.outbox.len());
+        self.queue(buf.get(..n).unwrap_or_default());
+        Ok(n)
     }
 
+    /// Sends the outbox, then flushes the socket.
     async fn flush(&mut self) -> Result<(), Self::Error> {
+        self.drain().await?;
         self.socket.flush().await.map_err(FramedError::Transport)
     }
 
+    /// Takes `buf` (a sealed record) into the outbox and returns without
+    /// waiting when the outbox is empty and `buf` fits: nothing between
+    /// embedded-tls sealing the record and counting it can be dropped.
+    /// Waits first only for records an earlier, dropped call left.
     async fn write_all(&mut self, buf: &[u8]) -> Result<(), Self::Error> {
+        self.drain().await?;
+        if buf.len() <= self.outbox.len() {
+            self.queue(buf);
+            return Ok(());
+        }
         self.socket.write_all(buf).await.map_err(FramedError::Transport)
+    }
+}
+
+impl<S> RecordFramed<'_, S> {
+    /// Copies `bytes` into the empty outbox (the caller checked it fits).
+    fn queue(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(self.outbox.len());
+        if let Some(slot) = self.outbox.get_mut(..n) {
+            slot.copy_from_slice(bytes.get(..n).unwrap_or_default());
+        }
+        (self.sent, self.queued) = (0, n);
     }
 }

@@ -13,7 +13,7 @@
 //!     socket: S,                         // a connected TCP socket
 //!     rng: impl tls::CryptoRngCore,      // the HAL RNG, or OsRng on a host
 //!     read_record: &mut [u8],            // tls::READ_RECORD_BUFFER bytes (33 285)
-//!     write_record: &mut [u8],           // e.g. 1024 + tls::TLS_RECORD_OVERHEAD
+//!     write_record: &mut [u8],           // e.g. 2 * (1024 + tls::TLS_RECORD_OVERHEAD)
 //! ) -> Result<(), tls::ConnectError> {
 //!     const CA_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
 //!     let mut ca_der = [0u8; 1024];
@@ -28,19 +28,30 @@
 //! ```
 //!
 //! embedded-tls speaks TLS 1.3 only, with TLS_AES_128_GCM_SHA256 and an
-//! ECDHE P-256 key exchange; it verifies ECDSA P-256 certificate chains, and
-//! P-384 ones with the `tls-p384` feature (about 150 KB more flash on a
-//! Cortex-M). RSA needs an allocator in embedded-tls and is not enabled.
+//! ECDHE P-256 key exchange. Certificates are checked by umqtt's verifier
+//! (through embedded-tls's `TlsVerifier` trait): ECDSA P-256 chains; RSA
+//! chains of 2048 to 4096 bits (PKCS#1 v1.5 and PSS, SHA-256/384/512) with
+//! the `tls-rsa` feature, without a heap (module `rsa`; about 43 KB more
+//! flash on a Cortex-M4, 15 KB with `tls-compact-sha2`); P-384 ones with
+//! `tls-p384` (about 150 KB more). Keys of each kind may be mixed in one
+//! chain. The server name is matched against DNS SANs (RFC 6125
+//! wildcards) or, for an IP address, against IP-address SANs only; see
+//! [`CertificateError`] for the refusals.
 //!
 //! **Cancel safety**: the stream [`connect`] returns reads the socket
 //! through [`RecordFramed`], so dropping a pending read (`check_msg`, a
-//! `select` with a timer) loses nothing, unlike a bare embedded-tls
-//! connection. See [`connect`].
+//! `select` with a timer) loses nothing, and writes each record whole or
+//! not at all, never reusing a sequence number (nonce), unlike a bare
+//! embedded-tls connection. See [`connect`] and [`TlsStream`].
 
 mod der;
 mod framed;
 pub mod pem;
 mod provider;
+#[cfg(feature = "tls-rsa")]
+pub mod rsa;
+mod stream;
+mod verify;
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -55,11 +66,8 @@ pub use embedded_tls::{
 pub use framed::{FramedError, RecordFramed};
 pub use pem::{EcPrivateKey, PemError};
 pub use provider::{CipherSuite, SERVER_CHAIN_CAPACITY, TlsProvider};
-
-/// An open TLS connection over socket `S` (read through [`RecordFramed`]);
-/// implements embedded-io-async `Read` + `Write`, so
-/// [`Client`](crate::Client) runs over it unchanged.
-pub type TlsStream<'b, S> = TlsConnection<'b, RecordFramed<'b, S>, CipherSuite>;
+pub use stream::TlsStream;
+pub use verify::CertificateError;
 
 /// Read record buffer size without max fragment length negotiation
 /// (33 285 bytes): embedded-tls's record buffer for the largest TLS 1.3
@@ -69,8 +77,16 @@ pub const READ_RECORD_BUFFER: usize = read_record_buffer_len(None);
 
 /// Smallest write record buffer [`connect`] accepts without a client
 /// certificate: a ClientHello with a 64-byte server name plus the record
-/// overhead embedded-tls reserves.
-pub const MIN_WRITE_RECORD_BUFFER: usize = 512;
+/// overhead embedded-tls reserves (its part of the buffer), and the
+/// smallest outbox of the [`RecordFramed`] adapter that makes writes
+/// cancel-safe.
+pub const MIN_WRITE_RECORD_BUFFER: usize = MIN_HANDSHAKE_WRITE + MIN_OUTBOX;
+
+/// embedded-tls's part of the write buffer must hold the ClientHello.
+const MIN_HANDSHAKE_WRITE: usize = 512;
+
+/// Smallest outbox: records of 106 bytes of plaintext.
+const MIN_OUTBOX: usize = 128;
 
 /// Read record buffer size for a given max fragment length (`None`: the
 /// default 2^14): twice the largest record body (the fragment plus 256
@@ -153,9 +169,10 @@ impl<C: TlsClock> fmt::Debug for TlsOptions<'_, C> {
 impl<'a> TlsOptions<'a, NoClock> {
     /// Verify the server: its chain must be issued by the CA certificate
     /// `ca_der` (DER; see [`pem::certificate_der`]) and name `server_name`,
-    /// which is also sent as SNI. Use the DNS name the broker's certificate
-    /// carries (embedded-tls matches DNS names and the common name, not IP
-    /// address entries).
+    /// which is also sent as SNI unless it is an IP address. A DNS name is
+    /// matched against the certificate's DNS SANs (the common name only
+    /// without SANs), an IP address (`192.168.1.10`, `fe80::1`) against its
+    /// IP-address SANs only.
     pub fn new(server_name: &'a str, ca_der: &'a [u8]) -> Self {
         Self::with_trust(server_name, Trust::Ca(ca_der))
     }
@@ -217,16 +234,23 @@ impl<'a, C: TlsClock> TlsOptions<'a, C> {
         read_record_buffer_len(self.max_fragment_length)
     }
 
-    /// Smallest write record buffer these options accept (the handshake is
-    /// encoded in it, including the client certificate).
+    /// Smallest write record buffer these options accept: what the
+    /// handshake is encoded in (including the client certificate), plus the
+    /// smallest outbox of [`RecordFramed`].
     pub fn min_write_record_buffer_len(&self) -> usize {
-        MIN_WRITE_RECORD_BUFFER + self.client.map_or(0, |c| c.certificate_der.len() + 16)
+        self.handshake_write_len() + MIN_OUTBOX
+    }
+
+    /// embedded-tls's part of the write buffer: the handshake is encoded in
+    /// it.
+    fn handshake_write_len(&self) -> usize {
+        MIN_HANDSHAKE_WRITE + self.client.map_or(0, |c| c.certificate_der.len() + 16)
     }
 
     /// Largest useful write record buffer: records may not exceed the
-    /// negotiated fragment length.
+    /// negotiated fragment length (twice: embedded-tls and the outbox).
     fn max_write_record_buffer_len(&self) -> usize {
-        fragment_len(self.max_fragment_length) + TLS_RECORD_OVERHEAD
+        2 * (fragment_len(self.max_fragment_length) + TLS_RECORD_OVERHEAD)
     }
 }
 
@@ -249,6 +273,9 @@ pub enum ConnectError {
     Io(TlsError),
     /// The server's reply is not a TLS 1.3 handshake embedded-tls accepts.
     Protocol(TlsError),
+    /// The server's certificate chain or its CertificateVerify was refused,
+    /// for this reason (weak RSA key, bad signature, expired, wrong name...).
+    Rejected(CertificateError),
     /// The server name is empty or longer than 64 bytes.
     InvalidServerName,
     /// A record buffer is too small; `needed` bytes are required.
@@ -277,7 +304,7 @@ impl ConnectError {
     /// Whether the failure is about the server's identity (certificate
     /// or proof of key): do not retry without fixing the configuration.
     pub fn is_certificate_error(&self) -> bool {
-        matches!(self, Self::Certificate(_) | Self::ServerNotAuthenticated)
+        matches!(self, Self::Certificate(_) | Self::Rejected(_) | Self::ServerNotAuthenticated)
     }
 }
 
@@ -289,6 +316,7 @@ impl fmt::Display for ConnectError {
             Self::Alert(a) => write!(f, "server aborted the TLS handshake: {a:?}"),
             Self::Io(e) => write!(f, "connection failed during the TLS handshake ({e})"),
             Self::Protocol(e) => write!(f, "TLS protocol error ({e})"),
+            Self::Rejected(e) => write!(f, "server certificate rejected: {e}"),
             Self::InvalidServerName => f.write_str("server name empty or longer than 64 bytes"),
             Self::BufferTooSmall { read, needed } => {
                 let which = if *read { "read" } else { "write" };
@@ -314,10 +342,15 @@ impl defmt::Format for ConnectError {
 /// ([`READ_RECORD_BUFFER`], 33 285, unless a max fragment length is set;
 /// 8 709 with [`MaxFragmentLength::Bits12`]): it is split between
 /// embedded-tls's record buffer and the [`RecordFramed`] adapter;
-/// `write_record` at least [`TlsOptions::min_write_record_buffer_len`]
-/// (larger writes are split into several records; a buffer longer than the
-/// negotiated fragment length plus [`TLS_RECORD_OVERHEAD`] is used only up
-/// to that length).
+/// `write_record` at least [`TlsOptions::min_write_record_buffer_len`]:
+/// half of it is embedded-tls's record buffer (more if a client
+/// certificate needs it), the rest the outbox that makes writes
+/// cancel-safe; a record carries up to `len / 2 -` [`TLS_RECORD_OVERHEAD`]
+/// `- 6` bytes of plaintext: 1 018 for `2 * (1024 + TLS_RECORD_OVERHEAD)`,
+/// 442 for `1024 + TLS_RECORD_OVERHEAD` (see
+/// [`TlsStream::record_capacity`]; larger writes are split into several
+/// records; a buffer longer than twice the negotiated fragment length plus
+/// [`TLS_RECORD_OVERHEAD`] is used only up to that).
 ///
 /// `rng` must be a cryptographically secure RNG (`rand_core` 0.6
 /// `CryptoRngCore`): the HAL's hardware RNG on a board, `OsRng` on a host.
@@ -334,12 +367,14 @@ impl defmt::Format for ConnectError {
 /// its reads then wait only between records, where dropping them loses
 /// nothing. The handshake reads through it too.
 ///
-/// Writes are **not** cancel-safe: embedded-tls encrypts a record, then
-/// writes it; dropping a call (`publish`, `subscribe`, …) while that
-/// write is under way loses the record and breaks the connection, which
-/// then fails with a transport or protocol error and needs
-/// [`reconnect`](crate::Client::reconnect). Let writes finish; bound them
-/// with the client's own ack timeouts instead of dropping them.
+/// Writes are cancel-safe too (when the socket's `write` is): embedded-tls
+/// 0.19 alone is not (it seals a record, writes it, and counts its
+/// sequence number only after the write; a write dropped in between leaves
+/// a truncated record on the wire and seals the next record under the
+/// same AES-GCM nonce). [`TlsStream`] and the [`RecordFramed`] outbox make
+/// every record complete or not start: a dropped `publish` either sent
+/// nothing or is finished, whole, by the client's next call. See
+/// [`TlsStream`].
 pub async fn connect<'b, S, R, C>(
     socket: S,
     read_record: &'b mut [u8],
@@ -367,20 +402,38 @@ where
     }
     let usable = write_record.len().min(options.max_write_record_buffer_len());
     let (write_record, _) = write_record.split_at_mut(usable);
+    // Half for embedded-tls and half for the outbox, unless the handshake
+    // (a client certificate) needs more of it.
+    let tls_len = (usable / 2).max(options.handshake_write_len()).min(usable - MIN_OUTBOX);
+    let (write_record, outbox) = write_record.split_at_mut(tls_len);
+    let (write_record_len, outbox_len) = (write_record.len(), outbox.len());
 
-    let mut config = TlsConfig::new().with_server_name(options.server_name);
+    // An IP address is not sent as SNI (RFC 6066 §3); it is still what
+    // the certificate is checked against.
+    let mut config = TlsConfig::new();
+    if options.server_name.parse::<core::net::IpAddr>().is_err() {
+        config = config.with_server_name(options.server_name);
+    }
+    // Offer RSA (PKCS#1 v1.5 for certificates, PSS for CertificateVerify)
+    // only when it can be verified.
+    #[cfg(feature = "tls-rsa")]
+    {
+        config = config.enable_rsa_signatures();
+    }
     if let Some(length) = options.max_fragment_length {
         config = config.with_max_fragment_length(length);
     }
     let mut provider = TlsProvider::new(options, rng);
-    let socket = RecordFramed::new(socket, framing);
+    let socket = RecordFramed::with_outbox(socket, framing, outbox);
     let mut stream = TlsConnection::new(socket, read_record, write_record);
-    stream
-        .open(TlsContext::new(&config, &mut provider))
-        .await
-        .map_err(ConnectError::from_handshake)?;
+    stream.open(TlsContext::new(&config, &mut provider)).await.map_err(|e| {
+        match provider.certificate_error() {
+            Some(reason) => ConnectError::Rejected(reason),
+            None => ConnectError::from_handshake(e),
+        }
+    })?;
     if !provider.server_authenticated() {
         return Err(ConnectError::ServerNotAuthenticated);
     }
-    Ok(stream)
+    Ok(TlsStream::from_connection(stream, write_record_len, outbox_len))
 }

@@ -2,19 +2,22 @@
 //! the optional client certificate and key, and a certificate verifier
 //! that closes the gaps of embedded-tls 0.19's own (see [`Verifier`]).
 
-use embedded_tls::pki::CertVerifier;
+use core::marker::PhantomData;
+
 use embedded_tls::{
     Aes128GcmSha256, Certificate, CertificateEntryRef, CertificateRef, CertificateVerifyRef,
-    CryptoProvider, CryptoRngCore, SignatureScheme, TlsClock, TlsError, TlsVerifier,
-    UnsecureProvider,
+    CryptoProvider, CryptoRngCore, SignatureScheme, TlsCipherSuite, TlsClock, TlsError,
+    TlsVerifier, UnsecureProvider,
 };
+use sha2::Digest;
 
-use super::{TlsOptions, Trust, der};
+use super::verify::{self, CertificateError};
+use super::{TlsOptions, Trust};
 
-/// Bytes kept for the server's certificate chain between its Certificate
-/// and CertificateVerify messages (a leaf and one intermediate, ECDSA, take
-/// about 1.3 KiB). Lives only while the handshake runs.
-pub const SERVER_CHAIN_CAPACITY: usize = 4096;
+/// Bytes kept of the server's certificate between its Certificate and
+/// CertificateVerify messages: the leaf's public key only (an RSA-4096
+/// SubjectPublicKeyInfo takes 550). Lives only while the handshake runs.
+pub const SERVER_CHAIN_CAPACITY: usize = verify::LEAF_KEY_CAPACITY;
 
 /// The cipher suite umqtt offers: TLS_AES_128_GCM_SHA256, which every TLS
 /// 1.3 server must support (RFC 8446 §9.1).
@@ -44,7 +47,7 @@ impl<'a, R: CryptoRngCore, C: TlsClock> TlsProvider<'a, R, C> {
                 .with_priv_key(client.key.sec1_der());
         }
         let verifier = match options.trust {
-            Trust::Ca(ca) => Some(Verifier::new(ca)),
+            Trust::Ca(ca) => Some(Verifier::new(ca, options.server_name)),
             Trust::DangerAcceptAnything => None,
         };
         Self { signing, verifier }
@@ -55,6 +58,12 @@ impl<'a, R: CryptoRngCore, C: TlsClock> TlsProvider<'a, R, C> {
     /// with verification disabled.
     pub fn server_authenticated(&self) -> bool {
         self.verifier.as_ref().is_none_or(|v| v.signature_verified)
+    }
+
+    /// After a failed handshake: why the verifier refused the server, if
+    /// it did.
+    pub fn certificate_error(&self) -> Option<CertificateError> {
+        self.verifier.as_ref().and_then(|v| v.error)
     }
 }
 
@@ -82,7 +91,9 @@ impl<R: CryptoRngCore, C: TlsClock> CryptoProvider for TlsProvider<'_, R, C> {
     }
 }
 
-/// embedded-tls's `pki::CertVerifier` plus three checks it lacks in 0.19:
+/// umqtt's certificate verifier ([`super::verify`]), through
+/// embedded-tls's `TlsVerifier` trait, with three checks embedded-tls
+/// 0.19's `pki::CertVerifier` lacks besides RSA and IP addresses:
 ///
 /// - every certificate above the leaf must be a CA (`basicConstraints
 ///   cA=TRUE`); otherwise anyone holding a leaf certificate from the CA
@@ -95,54 +106,100 @@ impl<R: CryptoRngCore, C: TlsClock> CryptoProvider for TlsProvider<'_, R, C> {
 ///   server sent no Certificate and no CertificateVerify at all, which lets
 ///   an active attacker skip authentication. [`connect`](super::connect)
 ///   refuses such a connection before any application data is sent.
+///
+/// Between Certificate and CertificateVerify it keeps only the leaf's
+/// public key ([`SERVER_CHAIN_CAPACITY`] bytes) and the transcript hash.
 pub(crate) struct Verifier<'a, C: TlsClock> {
-    inner: CertVerifier<'a, CipherSuite, C, SERVER_CHAIN_CAPACITY>,
+    ca: &'a [u8],
+    host: &'a str,
+    leaf_key: [u8; SERVER_CHAIN_CAPACITY],
+    leaf_key_len: usize,
+    transcript: Option<<CipherSuite as TlsCipherSuite>::Hash>,
     certificate_verified: bool,
     signature_verified: bool,
+    error: Option<CertificateError>,
+    clock: PhantomData<fn() -> C>,
 }
 
 impl<'a, C: TlsClock> Verifier<'a, C> {
-    fn new(ca_der: &'a [u8]) -> Self {
+    fn new(ca: &'a [u8], host: &'a str) -> Self {
         Self {
-            inner: CertVerifier::new(Certificate::X509(ca_der)),
+            ca,
+            host,
+            leaf_key: [0; SERVER_CHAIN_CAPACITY],
+            leaf_key_len: 0,
+            transcript: None,
             certificate_verified: false,
             signature_verified: false,
+            error: None,
+            clock: PhantomData,
         }
+    }
+
+    fn refuse(&mut self, error: CertificateError) -> TlsError {
+        self.error = Some(error);
+        error.tls_error()
     }
 }
 
 impl<C: TlsClock> TlsVerifier<CipherSuite> for Verifier<'_, C> {
-    fn set_hostname_verification(&mut self, hostname: &str) -> Result<(), TlsError> {
-        TlsVerifier::<CipherSuite>::set_hostname_verification(&mut self.inner, hostname)
+    /// The name checked is the one in [`TlsOptions`] (an IP address is
+    /// not sent as SNI, so embedded-tls may not call this).
+    fn set_hostname_verification(&mut self, _hostname: &str) -> Result<(), TlsError> {
+        Ok(())
     }
 
     fn verify_certificate(
         &mut self,
-        transcript: &<CipherSuite as embedded_tls::TlsCipherSuite>::Hash,
+        transcript: &<CipherSuite as TlsCipherSuite>::Hash,
         cert: CertificateRef,
     ) -> Result<(), TlsError> {
         self.certificate_verified = false;
-        if cert.entries.is_empty() {
-            return Err(TlsError::InvalidCertificate);
-        }
-        for issuer in cert.entries.iter().skip(1) {
-            match issuer {
-                CertificateEntryRef::X509(der) if der::is_ca_certificate(der) => {}
-                _ => return Err(TlsError::InvalidCertificate),
+        let mut chain: heapless::Vec<&[u8], 16> = heapless::Vec::new();
+        for entry in &cert.entries {
+            match entry {
+                CertificateEntryRef::X509(der) => {
+                    // Cannot fail: `entries` holds at most 16 too.
+                    let _ = chain.push(der);
+                }
+                _ => return Err(self.refuse(CertificateError::UnsupportedAlgorithm)),
             }
         }
-        self.inner.verify_certificate(transcript, cert)?;
+        let leaf_key = match verify::verify_chain(self.ca, &chain, self.host, C::now()) {
+            Ok(key) => key,
+            Err(e) => return Err(self.refuse(e)),
+        };
+        match self.leaf_key.get_mut(..leaf_key.len()) {
+            Some(slot) => slot.copy_from_slice(leaf_key),
+            None => return Err(self.refuse(CertificateError::KeyTooLarge)),
+        }
+        self.leaf_key_len = leaf_key.len();
+        self.transcript = Some(transcript.clone());
         self.certificate_verified = true;
         Ok(())
     }
 
     fn verify_signature(&mut self, verify: CertificateVerifyRef) -> Result<(), TlsError> {
-        if !core::mem::take(&mut self.certificate_verified) {
+        let transcript = self.transcript.take();
+        let (true, Some(transcript)) =
+            (core::mem::take(&mut self.certificate_verified), transcript)
+        else {
             return Err(TlsError::InvalidHandshake);
+        };
+        let hash = Digest::finalize(transcript);
+        let key = self.leaf_key.get(..self.leaf_key_len).unwrap_or_default();
+        match verify::verify_certificate_verify(
+            key,
+            verify.signature_scheme,
+            verify.signature,
+            &hash,
+        ) {
+            Ok(()) => {
+                self.signature_verified = true;
+                Ok(())
+            }
+            Err(e) => Err(self.refuse(e)),
         }
-        self.inner.verify_signature(verify)?;
-        self.signature_verified = true;
-        Ok(())
     }
 }
 
@@ -187,7 +244,7 @@ mod tests {
 
     #[test]
     fn empty_chain_is_refused() {
-        let mut verifier = Verifier::<NoClock>::new(&[0x30, 0x00]);
+        let mut verifier = Verifier::<NoClock>::new(&[0x30, 0x00], "broker");
         let chain = CertificateRef::with_context(&[]);
         let hash = <CipherSuite as embedded_tls::TlsCipherSuite>::Hash::default();
         assert!(matches!(

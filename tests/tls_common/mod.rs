@@ -169,3 +169,197 @@ pub fn have_openssl(test: &str) -> bool {
 mod tls_open;
 #[allow(unused_imports, reason = "not every TLS test binary uses both")]
 pub use tls_open::{OsRng, SystemClock};
+
+/// Runs openssl `args` in `dir` (all `&str`).
+fn ossl(dir: &Path, args: &[&str]) {
+    openssl(dir, args);
+}
+
+/// An RSA key of `bits` in `name.key`.
+fn rsa_key(dir: &Path, name: &str, bits: u32) {
+    let bits = format!("rsa_keygen_bits:{bits}");
+    let out = format!("{name}.key");
+    ossl(dir, &["genpkey", "-algorithm", "RSA", "-pkeyopt", &bits, "-out", &out]);
+}
+
+/// A P-256 key in `name.key`.
+fn ec_key(dir: &Path, name: &str) {
+    let out = format!("{name}.key");
+    ossl(
+        dir,
+        &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", &out],
+    );
+}
+
+/// Certificate `name.pem` for key `name.key`, subject `cn`, signed by
+/// `ca` (itself when `ca == name`) with digest `md`, extension lines
+/// `ext`, `days` of validity (negative: expired), and extra openssl
+/// arguments (e.g. PSS `-sigopt`s).
+#[allow(clippy::too_many_arguments, reason = "one call per certificate, each argument named above")]
+fn sign(
+    dir: &Path,
+    name: &str,
+    cn: &str,
+    ca: &str,
+    md: &str,
+    ext: &str,
+    days: i32,
+    extra: &[&str],
+) {
+    std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+    let (key, csr, ext_file, out) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.ext"),
+        format!("{name}.pem"),
+    );
+    let subject = format!("/CN={cn}");
+    ossl(dir, &["req", "-new", "-key", &key, "-subj", &subject, "-out", &csr]);
+    let days = days.to_string();
+    let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+    let md = format!("-{md}");
+    let mut args =
+        vec!["x509", "-req", &md, "-in", &csr, "-extfile", &ext_file, "-days", &days, "-out", &out];
+    if ca == name {
+        args.extend(["-key", &ca_key]);
+    } else {
+        args.extend(["-CA", &ca_pem, "-CAkey", &ca_key, "-set_serial", "0x4321"]);
+    }
+    args.extend(extra);
+    ossl(dir, &args);
+}
+
+fn concat(dir: &Path, out: &str, parts: &[&str]) {
+    let mut all = Vec::new();
+    for part in parts {
+        all.extend(std::fs::read(dir.join(part)).unwrap());
+    }
+    std::fs::write(dir.join(out), all).unwrap();
+}
+
+const LEAF_EXT: &str = "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n";
+
+/// The RSA and name-matching PKI (openssl, once per test binary). Server
+/// files are `<name>.pem` (leaf first, then intermediates) and
+/// `<name>.key`; trust anchors `<root>.pem`:
+/// - `r2048` → `i2048` → `l2048` (all RSA-2048, SHA-256): chain `rsa2048-chain.pem`;
+/// - `r4096` (SHA-512) → `i3072` (SHA-384) → `l4096x` (RSA-2048): `rsa4096-chain.pem`;
+/// - `r2048` → `ec-leaf` (P-256): `rsa-over-ec.pem`;
+/// - `r2048` → `pss-leaf` (RSA-2048, signed RSASSA-PSS SHA-256): `pss-leaf.pem`;
+/// - `other-r2048` → `other-leaf`: `other-chain.pem` (trusted `r2048`: another key);
+/// - `tampered.pem`: `l2048`'s chain with one signature byte of the leaf flipped;
+/// - `r2048` → `weak-int` (RSA-1024 CA) → `weak-leaf`: `weak-chain.pem`;
+/// - `r2048` → `expired-rsa` (notAfter yesterday): `expired-rsa-chain.pem`;
+/// - `p384-root` → `p384-leaf` (ECDSA P-384, SHA-384);
+/// - under the P-256 `ca` of [`pki`]: `ip-only` (IP:127.0.0.1), `dns-only`
+///   (DNS:localhost), `wild` (DNS:*.umqtt.test), `ip6` (IP:::1).
+pub fn rsa_pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("umqtt-tls-rsa-pki-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.as_path();
+        for (name, bits) in [
+            ("r2048", 2048),
+            ("i2048", 2048),
+            ("l2048", 2048),
+            ("r4096", 4096),
+            ("i3072", 3072),
+            ("l4096x", 2048),
+            ("pss-leaf", 2048),
+            ("other-r2048", 2048),
+            ("other-leaf", 2048),
+            ("weak-int", 1024),
+            ("weak-leaf", 2048),
+            ("expired-rsa", 2048),
+        ] {
+            rsa_key(d, name, bits);
+        }
+        sign(d, "r2048", "umqtt rsa root", "r2048", "sha256", CA_EXT, 30, &[]);
+        sign(d, "i2048", "umqtt rsa int", "r2048", "sha256", CA_EXT, 30, &[]);
+        sign(d, "l2048", "localhost", "i2048", "sha256", LEAF_EXT, 30, &[]);
+        concat(d, "rsa2048-chain.pem", &["l2048.pem", "i2048.pem"]);
+        sign(d, "r4096", "umqtt rsa4096 root", "r4096", "sha512", CA_EXT, 30, &[]);
+        sign(d, "i3072", "umqtt rsa3072 int", "r4096", "sha512", CA_EXT, 30, &[]);
+        sign(d, "l4096x", "localhost", "i3072", "sha384", LEAF_EXT, 30, &[]);
+        concat(d, "rsa4096-chain.pem", &["l4096x.pem", "i3072.pem"]);
+        ec_key(d, "ec-leaf");
+        sign(d, "ec-leaf", "localhost", "r2048", "sha256", LEAF_EXT, 30, &[]);
+        concat(d, "rsa-over-ec.pem", &["ec-leaf.pem"]);
+        let pss = ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"];
+        sign(d, "pss-leaf", "localhost", "r2048", "sha256", LEAF_EXT, 30, &pss);
+        sign(d, "other-r2048", "umqtt rsa root", "other-r2048", "sha256", CA_EXT, 30, &[]);
+        sign(d, "other-leaf", "localhost", "other-r2048", "sha256", LEAF_EXT, 30, &[]);
+        concat(d, "other-chain.pem", &["other-leaf.pem"]);
+        sign(d, "weak-int", "umqtt weak int", "r2048", "sha256", CA_EXT, 30, &[]);
+        sign(d, "weak-leaf", "localhost", "weak-int", "sha256", LEAF_EXT, 30, &[]);
+        concat(d, "weak-chain.pem", &["weak-leaf.pem", "weak-int.pem"]);
+        sign(d, "expired-rsa", "localhost", "r2048", "sha256", LEAF_EXT, -1, &[]);
+        concat(d, "expired-rsa-chain.pem", &["expired-rsa.pem"]);
+        // The leaf's last signature byte flipped, re-encoded as PEM.
+        ossl(d, &["x509", "-in", "l2048.pem", "-outform", "DER", "-out", "l2048.der"]);
+        let mut der = std::fs::read(d.join("l2048.der")).unwrap();
+        *der.last_mut().unwrap() ^= 0x01;
+        std::fs::write(d.join("tampered.der"), der).unwrap();
+        ossl(d, &["x509", "-inform", "DER", "-in", "tampered.der", "-out", "tampered-leaf.pem"]);
+        concat(d, "tampered.pem", &["tampered-leaf.pem", "i2048.pem"]);
+        std::fs::copy(d.join("l2048.key"), d.join("tampered.key")).unwrap();
+        // ECDSA P-384 (feature tls-p384): root → leaf, SHA-384.
+        for name in ["p384-root", "p384-leaf"] {
+            let out = format!("{name}.key");
+            ossl(
+                d,
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-384",
+                    "-out",
+                    &out,
+                ],
+            );
+        }
+        sign(d, "p384-root", "umqtt p384 root", "p384-root", "sha384", CA_EXT, 30, &[]);
+        sign(d, "p384-leaf", "localhost", "p384-root", "sha384", LEAF_EXT, 30, &[]);
+        // Name matching, under the P-256 CA of `pki()`.
+        let ec = pki();
+        for f in ["ca.pem", "ca.key"] {
+            std::fs::copy(ec.path(f), d.join(f)).unwrap();
+        }
+        for (name, san) in [
+            ("ip-only", "IP:127.0.0.1"),
+            ("dns-only", "DNS:localhost"),
+            ("wild", "DNS:*.umqtt.test"),
+            ("ip6", "IP:::1"),
+        ] {
+            ec_key(d, name);
+            let ext = format!("basicConstraints=critical,CA:FALSE\nsubjectAltName={san}\n");
+            sign(d, name, "umqtt name test", "ca", "sha256", &ext, 30, &[]);
+        }
+        for (key, chain) in [
+            ("l2048", "rsa2048-chain"),
+            ("l4096x", "rsa4096-chain"),
+            ("ec-leaf", "rsa-over-ec"),
+            ("other-leaf", "other-chain"),
+            ("weak-leaf", "weak-chain"),
+            ("expired-rsa", "expired-rsa-chain"),
+        ] {
+            std::fs::copy(d.join(format!("{key}.key")), d.join(format!("{chain}.key"))).unwrap();
+        }
+        Pki { dir }
+    })
+}
+
+/// Mosquitto lines for a TLS 1.3 listener on `port` serving `<name>.pem`
+/// and `<name>.key` from `pki`, without client certificates. OpenSSL's
+/// security level is lowered so that it serves even a 1024-bit chain (the
+/// client must be the one refusing it).
+pub fn server_listener(pki: &Pki, port: u16, name: &str) -> String {
+    format!(
+        "listener {port} 127.0.0.1\ncertfile {}\nkeyfile {}\ntls_version tlsv1.3\nciphers DEFAULT:@SECLEVEL=0\n",
+        pki.path(&format!("{name}.pem")).display(),
+        pki.path(&format!("{name}.key")).display(),
+    )
+}

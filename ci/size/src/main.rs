@@ -274,11 +274,67 @@ mod tls {
             // The handshake above cannot succeed on `Wire`: measure the
             // client futures over a stream that was never opened.
             let (record, framing) = read.split_at_mut(READ_RECORD - tls::framing_buffer_len(Some(MFL)));
-            let stream = tls::TlsStream::new(tls::RecordFramed::new(Wire, framing), record, &mut write);
+            let (write, outbox) = write.split_at_mut(WRITE_RECORD / 2);
+            let (write_len, outbox_len) = (write.len(), outbox.len());
+            let framed = tls::RecordFramed::with_outbox(Wire, framing, outbox);
+            let connection = embedded_tls::TlsConnection::new(framed, record, write);
+            let stream = tls::TlsStream::from_connection(connection, write_len, outbox_len);
             let mut client = Client::new(stream, rx, tx, |_: &Publish<'_>| {});
             crate::client::report(&mut client, &opts, "tls-");
         }
         done
+    }
+}
+
+/// Instructions one RSA verification takes on a Cortex-M3, counted in QEMU
+/// with `-icount shift=0` (one instruction per virtual nanosecond) through
+/// SysTick, whose ticks-per-instruction ratio is calibrated first on a loop
+/// of known length. Prints, then exits QEMU (feature `rsa-cycles`).
+#[cfg(feature = "rsa-cycles")]
+mod rsa_vectors;
+
+#[cfg(feature = "rsa-cycles")]
+mod rsa_cycles {
+    use core::hint::black_box;
+
+    use cortex_m::peripheral::{SYST, syst::SystClkSource};
+    use cortex_m_semihosting::{debug, hprintln};
+    use umqtt::tls::rsa::{Hash, RsaPublicKey};
+
+    use crate::rsa_vectors as vectors;
+
+    fn ticks(syst: &mut SYST, f: impl FnOnce()) -> u32 {
+        syst.clear_current();
+        let start = SYST::get_current();
+        f();
+        // A 24-bit down-counter cleared to 0 (it reloads at the first
+        // tick): the difference modulo 2^24 (runs shorter than 2^24 ticks).
+        start.wrapping_sub(SYST::get_current()) & 0x00ff_ffff
+    }
+
+    pub fn run() -> ! {
+        let mut peripherals = cortex_m::Peripherals::take().unwrap();
+        let syst = &mut peripherals.SYST;
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(0x00ff_ffff);
+        syst.enable_counter();
+        // Calibration: `asm::delay(n)` runs n + 1 iterations of `subs; bne`,
+        // 2 instructions each.
+        let calibration = ticks(syst, || cortex_m::asm::delay(black_box(999_999)));
+        hprintln!("rsa-cycles calibration: 2000000 instructions = {} SysTick ticks", calibration);
+        for (bits, key, sig) in [
+            (2048, &vectors::KEY_2048[..], &vectors::SIG_2048[..]),
+            (4096, &vectors::KEY_4096[..], &vectors::SIG_4096[..]),
+        ] {
+            let key = RsaPublicKey::from_pkcs1_der(black_box(key)).unwrap();
+            let mut ok = false;
+            let t = ticks(syst, || {
+                ok = key.verify_pkcs1_v15(Hash::Sha256, black_box(vectors::MESSAGE), black_box(sig)).is_ok();
+            });
+            hprintln!("rsa-cycles RSA-{} PKCS#1 v1.5 SHA-256 verification: {} SysTick ticks (verified: {})", bits, t, ok);
+        }
+        debug::exit(debug::EXIT_SUCCESS);
+        loop {}
     }
 }
 
@@ -471,7 +527,10 @@ mod blocking {
 }
 
 #[entry]
+#[cfg_attr(feature = "rsa-cycles", allow(unreachable_code, reason = "the RSA count exits QEMU"))]
 fn main() -> ! {
+    #[cfg(feature = "rsa-cycles")]
+    rsa_cycles::run();
     let mut rx = [0u8; 512];
     let mut tx = [0u8; 512];
     black_box(&mut rx);
