@@ -328,8 +328,8 @@ where
     /// loop, over the same [`call::step`].
     fn run(&mut self, call: &mut Call<'_>) -> Result<Output, Error<T::Error>> {
         loop {
-            let now = self.clock.now();
-            let step = call::step(&mut self.engine, call, now, &mut self.handler);
+            let clock = &self.clock;
+            let step = call::step(&mut self.engine, call, &|| clock.now(), &mut self.handler);
             let mut if_ready = false;
             let timeout = match step.map_err(Error::widen)? {
                 Step::Done(output) => return Ok(output),
@@ -346,6 +346,7 @@ where
                     Some(Duration::from_ticks(0))
                 }
                 Step::Read(Wake::At(at)) => {
+                    let now = self.clock.now();
                     at.map(|at| at.checked_duration_since(now).unwrap_or(Duration::from_ticks(0)))
                 }
                 Step::Read(Wake::Now) => continue,

@@ -25,14 +25,18 @@ pub(crate) enum Command<'a> {
 
 impl Command<'_> {
     /// Queues the packet; returns the packet identifier it took, if any.
-    fn queue(self, engine: &mut Engine<'_>, now: Instant) -> Result<Option<PacketId>, EngineError> {
+    fn queue(
+        self,
+        engine: &mut Engine<'_>,
+        now: &mut Now<'_>,
+    ) -> Result<Option<PacketId>, EngineError> {
         match self {
             Self::Publish { topic, payload, qos, retain } => {
                 engine.publish(topic, payload, qos, retain)
             }
             Self::Subscribe(topics) => engine.subscribe(topics).map(Some),
             Self::Unsubscribe(filters) => engine.unsubscribe(filters).map(Some),
-            Self::PingReq => engine.ping(now).map(|()| None),
+            Self::PingReq => engine.ping(now.get()).map(|()| None),
             Self::Disconnect => engine.disconnect().map(|()| None),
         }
     }
@@ -185,7 +189,7 @@ impl<'a> Call<'a> {
     pub(crate) fn advance(
         &mut self,
         engine: &mut Engine<'_>,
-        now: Instant,
+        now: &mut Now<'_>,
     ) -> Result<Option<Output>, EngineError> {
         if let Stage::Queue(command) = self.stage {
             if self.blocked {
@@ -195,7 +199,7 @@ impl<'a> Call<'a> {
                 Ok(id) => {
                     self.stage = Stage::Wait(id);
                     if self.is_timed() {
-                        self.deadline = engine.ack_deadline(now);
+                        self.deadline = engine.ack_deadline(now.get());
                     }
                     return Ok(None); // to be written first
                 }
@@ -203,7 +207,7 @@ impl<'a> Call<'a> {
                 // within the ack timeout.
                 Err(Error::WouldBlock) => {
                     if self.deadline == NO_DEADLINE {
-                        self.deadline = engine.ack_deadline(now);
+                        self.deadline = engine.ack_deadline(now.get());
                     }
                     self.blocked = true;
                     return Ok(None);
@@ -212,7 +216,7 @@ impl<'a> Call<'a> {
             }
         }
         if self.deadline == NO_DEADLINE && self.is_timed() {
-            self.deadline = engine.ack_deadline(now);
+            self.deadline = engine.ack_deadline(now.get());
         }
         let id = self.id();
         Ok(match self.goal {
@@ -305,26 +309,42 @@ pub(crate) enum Step {
     Done(Output),
 }
 
-/// Everything a driver does for `call` between two I/O operations, at
-/// `now`: queue, handle the packets received (messages go to `handler`),
-/// run the timers. The one place both drivers share.
+/// The current instant for one step, read from the clock only if the step
+/// needs it, and then once (a clock read costs as much as encoding a
+/// small packet).
+pub(crate) struct Now<'c> {
+    clock: &'c dyn Fn() -> Instant,
+    at: Option<Instant>,
+}
+
+impl Now<'_> {
+    fn get(&mut self) -> Instant {
+        let clock = self.clock;
+        *self.at.get_or_insert_with(clock)
+    }
+}
+
+/// Everything a driver does for `call` between two I/O operations, with
+/// the time from `clock`: queue, handle the packets received (messages go
+/// to `handler`), run the timers. The one place both drivers share.
 pub(crate) fn step(
     engine: &mut Engine<'_>,
     call: &mut Call<'_>,
-    now: Instant,
+    clock: &dyn Fn() -> Instant,
     handler: &mut dyn FnMut(&Publish<'_>),
 ) -> Result<Step, EngineError> {
+    let mut now = Now { clock, at: None };
     loop {
         if engine.poll_transmit().is_some() {
             return Ok(Step::Transmit);
         }
-        if let Some(output) = call.advance(engine, now)? {
+        if let Some(output) = call.advance(engine, &mut now)? {
             return Ok(Step::Done(output));
         }
         if engine.poll_transmit().is_some() {
             continue;
         }
-        if let Some(event) = engine.poll(now)? {
+        if let Some(event) = engine.poll(now.get())? {
             if let Event::Message(publish) = &event {
                 handler(publish);
             }
@@ -334,7 +354,7 @@ pub(crate) fn step(
         if call.unblock() {
             continue;
         }
-        match call.wake(engine, now)? {
+        match call.wake(engine, now.get())? {
             Wake::Now => {}
             wake => return Ok(Step::Read(wake)),
         }

@@ -43,8 +43,7 @@ where
     /// Runs `call` to its end: the one loop every method goes through.
     pub(super) async fn run(&mut self, call: &mut Call<'_>) -> Result<Output, Error<T::Error>> {
         loop {
-            let now = Instant::now();
-            match call::step(&mut self.engine, call, now, &mut self.handler)
+            match call::step(&mut self.engine, call, &Instant::now, &mut self.handler)
                 .map_err(Error::widen)?
             {
                 Step::Done(output) => return Ok(output),
