@@ -275,23 +275,46 @@ impl Outbox {
         if self.count == 0 {
             return None;
         }
+        // Acknowledgments mostly come for the oldest: one parse.
+        let stored = buf.get(..self.len).unwrap_or_default();
+        let oldest = parse_entry(stored, self.head)?;
+        if oldest.packet_id == id {
+            return Some(oldest);
+        }
         if !self.unordered {
-            if let Some((oldest, newest)) = self.ends(buf) {
-                if id_distance(oldest, id) > id_distance(oldest, newest) {
+            if let Some(newest) = parse_entry(stored, self.last_start) {
+                let oldest = oldest.packet_id;
+                if id_distance(oldest, id) > id_distance(oldest, newest.packet_id) {
                     return None;
                 }
             }
         }
-        self.entries(buf).find(|e| e.packet_id == id)
+        let mut start = oldest.end;
+        core::iter::from_fn(|| {
+            let entry = parse_entry(stored, start)?;
+            start = entry.end;
+            Some(entry)
+        })
+        .find(|e| e.packet_id == id)
     }
 
     /// Removes the message with `id` (its PUBACK or PUBCOMP arrived).
     /// Only removing one between the oldest and the newest moves bytes (the
     /// later ones forward). Returns whether it was there.
     pub fn remove(&mut self, buf: &mut [u8], id: PacketId) -> bool {
-        let Some(entry) = self.find(buf, id) else {
+        match self.find(buf, id) {
+            Some(entry) => self.remove_entry(buf, entry),
+            None => false,
+        }
+    }
+
+    /// Removes `entry`, found by [`find`](Self::find) in the same `buf`
+    /// with no change since (so it is not looked up twice). Returns whether
+    /// it was stored.
+    pub fn remove_entry(&mut self, buf: &mut [u8], entry: OutboxEntry) -> bool {
+        if entry.end > self.len || entry.start < self.head || self.count == 0 {
             return false;
-        };
+        }
         self.count = self.count.saturating_sub(1);
         if self.count == 0 {
             *self = Self::default();

@@ -933,7 +933,7 @@ fn fail(phase: &mut Phase, err: EngineError) -> EngineError {
 fn complete(tx: &mut Tx<'_>, id: PacketId, stage: Stage) -> Option<Event<'static>> {
     match tx.outbox.find(tx.buf, id) {
         Some(entry) if entry.stage == stage => {
-            tx.outbox.remove(tx.buf, id);
+            tx.outbox.remove_entry(tx.buf, entry);
             Some(Event::Published(id))
         }
         Some(_) => None,
