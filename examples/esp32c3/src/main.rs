@@ -142,7 +142,8 @@ async fn main(spawner: Spawner) {
         // With clean_session false, connect resends the QoS 1 publishes the
         // previous connection left unacknowledged, with DUP set.
         match client.connect(&opts).await {
-            Ok(session_present) => {
+            Ok(connected) => {
+                let session_present = connected.session_present;
                 info!("MQTT connected (session present: {})", session_present);
                 backoff.reset();
                 // ---- the session: runs until the first error ----
@@ -179,7 +180,7 @@ async fn main(spawner: Spawner) {
                                     payload.as_str(),
                                     data_topic.as_str()
                                 ),
-                                Err(e) => break 'session e,
+                                Err(e) => break 'session e.error,
                             }
                             next_publish += Duration::from_secs(PUBLISH_INTERVAL_SECS);
                         }

@@ -111,7 +111,7 @@ async fn main(_spawner: Spawner) {
         .keep_alive_secs(KEEP_ALIVE_SECS)
         .clean_session(true)
         .will(STATUS_TOPIC, b"offline", QoS::AtLeastOnce, false);
-    let session_present = step("connect", client.connect(&opts)).await;
+    let session_present = step("connect", client.connect(&opts)).await.session_present;
     println!("e2e: connected (session_present={})", session_present);
     if session_present {
         fail("connect", &"session present after a clean-session connect");
