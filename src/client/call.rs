@@ -9,8 +9,7 @@ use embassy_time::Instant;
 
 use super::{Connected, ReturnCodes};
 use crate::engine::{Engine, EngineError, Event};
-use crate::packet::SubscribeReturnCode;
-use crate::packet::{Malformed, PacketId, Publish, QoS, SubscribeTopic};
+use crate::packet::{Malformed, PacketId, Publish, QoS, SubscribeReturnCode, SubscribeTopic};
 use crate::{Error, State};
 
 /// A packet a call sends.
