@@ -34,11 +34,12 @@ pub struct ConnectOptions<'a> {
     pub will: Option<LastWill<'a>>,
     /// MQTT 3.1.1 (default) or 3.1.
     pub protocol: ProtocolLevel,
-    /// How long CONNACK, PUBACK, SUBACK, UNSUBACK and PINGRESP may take.
-    /// Default 10 s.
+    /// How long CONNACK, PUBACK, PUBREC/PUBCOMP, SUBACK, UNSUBACK and
+    /// PINGRESP may take. Default 10 s; at most `u32::MAX` ticks of the
+    /// embassy-time tick rate (71 minutes at 1 MHz), longer is cut to that.
     pub ack_timeout: Duration,
-    /// Most QoS 1 publishes awaiting PUBACK at once (the transmit buffer
-    /// may allow fewer). Default 16.
+    /// Most QoS 1 and QoS 2 messages unfinished at once (the transmit
+    /// buffer may allow fewer). Default 16.
     pub max_in_flight: u16,
 }
 
@@ -108,7 +109,7 @@ impl<'a> ConnectOptions<'a> {
         self
     }
 
-    /// Sets the most QoS 1 publishes in flight (at least 1).
+    /// Sets the most QoS 1 and QoS 2 messages in flight (at least 1).
     #[must_use]
     pub const fn max_in_flight(mut self, n: u16) -> Self {
         self.max_in_flight = if n == 0 { 1 } else { n };
