@@ -517,3 +517,29 @@ fn mqtt_4_3_2_2_check_msg_sends_the_puback_before_returning() {
     drop(client);
     mock.assert_done();
 }
+
+/// A burst of QoS 1 messages arriving in one read is acknowledged in one
+/// write: each `wait_msg` delivers one, and the PUBACKs of those already
+/// received whole go out together, before the call that finds no more.
+#[test]
+fn mqtt_4_6_0_2_pubacks_of_a_burst_go_out_in_one_write_in_order() {
+    let burst: Vec<u8> =
+        (1..=4u16).flat_map(|n| publish("b", n.to_string().as_bytes(), Some(n), false)).collect();
+    let acks: Vec<u8> = (1..=4u16).flat_map(puback).collect();
+    let mut mock = connected().send(&burst).expect(&acks);
+    let (mut rx, mut tx) = ([0u8; 128], [0u8; 64]);
+    let (got, handler) = recorder();
+    let mut client = Client::new(&mut mock, &mut rx, &mut tx, handler);
+    drive(async {
+        client.connect(&opts()).await.unwrap();
+        for _ in 0..4 {
+            client.wait_msg().await.unwrap();
+        }
+    });
+    drop(client);
+    // CONNECT, then the four PUBACKs: two writes, two flushes.
+    assert_eq!(mock.write_calls(), (2, 2));
+    mock.assert_done();
+    let payloads: Vec<Vec<u8>> = got.messages().into_iter().map(|(_, p)| p).collect();
+    assert_eq!(payloads, [b"1".to_vec(), b"2".to_vec(), b"3".to_vec(), b"4".to_vec()]);
+}

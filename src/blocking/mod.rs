@@ -231,6 +231,14 @@ where
         }
     }
 
+    /// Writes whatever is queued: acknowledgments `wait_msg` left for the
+    /// messages that arrived with the last one, or a write a failed call
+    /// left half done. Nothing is written on a failed connection.
+    pub fn flush(&mut self) -> Result<(), Error<T::Error>> {
+        self.ensure_connected()?;
+        self.run(&mut Call::new(None, Goal::Written)).map(|_| ())
+    }
+
     /// Waits until the QoS 1 or QoS 2 message `id` is complete.
     pub fn wait_acked(&mut self, id: PacketId) -> Result<(), Error<T::Error>> {
         if !self.engine.is_in_flight(id) {
@@ -285,8 +293,9 @@ where
         self.run(&mut call).map(|_| ())
     }
 
-    /// Blocks until one message has been delivered to the handler (its
-    /// acknowledgment written), sending PINGREQ when keepalive requires it.
+    /// Blocks until one message has been delivered to the handler, sending
+    /// PINGREQ when keepalive requires it; the acknowledgment is written as
+    /// by the async [`Client::wait_msg`](crate::Client::wait_msg).
     pub fn wait_msg(&mut self) -> Result<(), Error<T::Error>> {
         self.report_oversize()?;
         self.run(&mut Call::new(None, Goal::Message))?;

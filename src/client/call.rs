@@ -266,6 +266,16 @@ impl<'a> Call<'a> {
         self.stage = Stage::Done(done);
     }
 
+    /// Whether the call waits for a message (`wait_msg`, `check_msg`).
+    fn takes_messages(&self) -> bool {
+        matches!(self.goal, Goal::Message | Goal::MessageNow)
+    }
+
+    /// Whether the call waited for a message and has it.
+    fn has_delivered(&self) -> bool {
+        matches!(self.stage, Stage::Done(Output::Delivered(true)))
+    }
+
     /// Every received packet is handled: whether a blocked command may be
     /// tried again now.
     pub(crate) fn unblock(&mut self) -> bool {
@@ -335,7 +345,30 @@ pub(crate) fn step(
     let mut now = Now { clock, at: None };
     loop {
         if engine.poll_transmit().is_some() {
-            return Ok(Step::Transmit);
+            // A call waiting for messages handles the packets that have
+            // arrived whole before writing, so their acknowledgments join
+            // the pending write: one write per read, not per message. Once
+            // it has its message it returns, leaving them queued while more
+            // whole packets wait (the next call delivers those first).
+            if !(call.takes_messages() && engine.has_packet()) {
+                return Ok(Step::Transmit);
+            }
+            if call.has_delivered() {
+                if let Some(output) = call.advance(engine, &mut now)? {
+                    return Ok(Step::Done(output));
+                }
+            }
+            match engine.poll(now.get())? {
+                Some(event) => {
+                    if let Event::Message(publish) = &event {
+                        handler(publish);
+                    }
+                    call.on_event(&event);
+                    continue;
+                }
+                // Its answer does not fit behind the pending write.
+                None => return Ok(Step::Transmit),
+            }
         }
         if let Some(output) = call.advance(engine, &mut now)? {
             return Ok(Step::Done(output));

@@ -334,8 +334,12 @@ where
     }
 
     /// Waits until one message has been delivered to the handler, sending
-    /// PINGREQ when keepalive requires it. Its acknowledgment is written
-    /// before this returns `[MQTT-4.3.2-2]`.
+    /// PINGREQ when keepalive requires it. Its acknowledgment `[MQTT-4.3.2-2]`
+    /// is written before this returns, unless more messages have already
+    /// arrived whole: then it stays queued and goes out in one write with
+    /// theirs, from the next call (any call writes what is queued first;
+    /// `flush` writes only that). So a burst costs one write per read, not
+    /// one per message.
     pub async fn wait_msg(&mut self) -> Result<(), Error<T::Error>> {
         self.report_oversize()?;
         self.run(&mut Call::new(None, Goal::Message)).await?;
@@ -343,7 +347,8 @@ where
     }
 
     /// Handles what has already arrived without waiting for more. Returns
-    /// whether a message was delivered (its acknowledgment written). Call
+    /// whether a message was delivered (its acknowledgment written as by
+    /// [`wait_msg`](Self::wait_msg)). Call
     /// it from the application's own loop; it sends PINGREQ when keepalive
     /// requires it.
     pub async fn check_msg(&mut self) -> Result<bool, Error<T::Error>> {

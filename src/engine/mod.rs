@@ -644,6 +644,16 @@ impl<'b> Engine<'b> {
         Ok(())
     }
 
+    /// Whether a whole inbound packet waits in `rx` to be handled by
+    /// [`poll`](Self::poll).
+    pub fn has_packet(&self) -> bool {
+        if self.rx.drain.is_some_and(|d| !d.is_finished()) {
+            return false;
+        }
+        let buffered = self.rx.buf.get(self.rx.start..self.rx.end).unwrap_or_default();
+        FixedHeader::parse(buffered).is_ok_and(|h| h.packet_len() <= buffered.len())
+    }
+
     /// Handles the next complete inbound packet, if any, queueing what the
     /// protocol answers to it. `None` when no packet is complete, or when
     /// the next one must wait until the pending write is done (its answer
