@@ -28,6 +28,11 @@ impl<'b> AwaitingRelease<'b> {
         self.slots.contains(&id.get())
     }
 
+    /// Whether a slot is free.
+    pub(super) fn has_free_slot(&self) -> bool {
+        self.slots.contains(&0)
+    }
+
     /// Stores `id`; `false` when every slot is taken.
     pub(super) fn insert(&mut self, id: PacketId) -> bool {
         match self.slots.iter_mut().find(|slot| **slot == 0) {

@@ -804,6 +804,15 @@ impl<'b> Engine<'b> {
             PacketType::ConnAck | PacketType::PubRec => self.tx.write.is_none(),
             PacketType::PubAck | PacketType::PubComp => self.tx.outbox_free(),
             PacketType::PubRel => self.tx.has_room(answer),
+            // With every receive slot taken, a QoS 2 PUBLISH waits until the
+            // PUBRECs already queued are written: if it then fails the
+            // connection, the broker has them, and after the reconnect it
+            // sends those messages' PUBRELs (freeing slots), not the
+            // PUBLISHes again.
+            PacketType::Publish if header.flags & 0b0110 == 0b0100 => {
+                self.tx.has_room(answer)
+                    && (self.awaiting_release.has_free_slot() || self.tx.write.is_none())
+            }
             PacketType::Publish if header.flags & 0b0110 != 0 => self.tx.has_room(answer),
             _ => true,
         }
