@@ -737,3 +737,26 @@ fn connack_with_session_present_keeps_ids_awaiting_pubrel() {
     assert_eq!(got.topics(), ["after"]);
     assert_eq!(slots, [5, 6]);
 }
+
+/// With every slot taken, a new QoS 2 PUBLISH that arrived together with
+/// the ones before it fails the connection only after their PUBRECs are
+/// written: the broker then has them and answers the reconnect with
+/// PUBRELs, which free the slots, instead of the same PUBLISHes, which
+/// would fill them again after every reconnect (a livelock).
+#[test]
+fn receive_slots_full_fails_only_after_the_queued_pubrecs_are_written() {
+    let burst = cat(&[&publish2("in", b"1", 1, false), &publish2("in", b"2", 2, false)]);
+    let mut mock = connected().send(&burst).expect(&pubrec(1));
+    let (mut rx, mut tx, mut slots) = ([0u8; 64], [0u8; 64], [0u16; 1]);
+    let (got, handler) = recorder();
+    let mut client = Client::new(&mut mock, &mut rx, &mut tx, handler).receive_qos2(&mut slots);
+    drive(client.connect(&opts())).unwrap();
+    drive(client.wait_msg()).unwrap();
+    let err = drive(client.wait_msg()).unwrap_err();
+    assert_eq!(err, Error::ReceiveSlotsFull);
+    drop(client);
+    mock.assert_done();
+    assert_eq!(got.topics(), ["in"]);
+    assert_eq!(mock.written(), cat(&[&connect(&opts()), &pubrec(1)]), "PUBREC 1 written first");
+    assert_eq!(slots, [1]);
+}
