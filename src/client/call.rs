@@ -151,6 +151,9 @@ pub(crate) struct Call<'a> {
     /// it can), and only if one of them was an event.
     blocked: bool,
     progress: bool,
+    /// The call has begun writing: it finishes that write before anything
+    /// else, so it never ends with a packet half written.
+    writing: bool,
 }
 
 impl<'a> Call<'a> {
@@ -162,6 +165,7 @@ impl<'a> Call<'a> {
             deadline: NO_DEADLINE,
             blocked: false,
             progress: false,
+            writing: false,
         }
     }
 
@@ -350,7 +354,8 @@ pub(crate) fn step(
             // the pending write: one write per read, not per message. Once
             // it has its message it returns, leaving them queued while more
             // whole packets wait (the next call delivers those first).
-            if !(call.takes_messages() && engine.has_packet()) {
+            if call.writing || !(call.takes_messages() && engine.has_packet()) {
+                call.writing = true;
                 return Ok(Step::Transmit);
             }
             if call.has_delivered() {
@@ -367,7 +372,10 @@ pub(crate) fn step(
                     continue;
                 }
                 // Its answer does not fit behind the pending write.
-                None => return Ok(Step::Transmit),
+                None => {
+                    call.writing = true;
+                    return Ok(Step::Transmit);
+                }
             }
         }
         if let Some(output) = call.advance(engine, &mut now)? {
