@@ -37,6 +37,7 @@ extern crate std;
 
 pub mod blocking;
 mod client;
+pub mod connect;
 pub mod engine;
 mod fmt;
 #[cfg(feature = "mock")]
