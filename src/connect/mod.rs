@@ -7,6 +7,40 @@
 //! always-connected client keeps each transport only for as long as its
 //! connection lasts. [`blocking::Connector`] is the twin for the blocking
 //! client.
+//!
+//! Ready connectors: [`TcpConnector`] over embedded-nal-async `TcpConnect`
+//! + `Dns`, so over embassy-net's `TcpClient` and `DnsSocket` (feature
+//! `nal`); [`TokioConnector`] on the host (feature `tokio`);
+//! [`StdConnector`], a [`blocking::Connector`] over `std::net` (feature
+//! `std`); and `umqtt::tls::TlsConnector`, TLS over any of them (feature
+//! `tls`). Each knows the [`HostName`] it connects to, which the TLS
+//! connector checks the broker's certificate against by default.
+//!
+//! None of them bounds the time a connect takes (a caller wraps
+//! `connect()` in a timeout); every one is cancel-safe: dropping its
+//! `connect()` future leaks nothing and leaves nothing half open.
+
+#[cfg(feature = "nal")]
+mod nal;
+#[cfg(feature = "std")]
+mod std_tcp;
+#[cfg(feature = "tokio")]
+mod tokio_tcp;
+
+#[cfg(feature = "nal")]
+pub use nal::{NalError, TcpConnector};
+#[cfg(feature = "std")]
+pub use std_tcp::StdConnector;
+#[cfg(feature = "tokio")]
+pub use tokio_tcp::TokioConnector;
+
+/// The host name (or IP address literal) a connector connects to: the
+/// default server name the TLS connector sends as SNI and checks the
+/// broker's certificate against.
+pub trait HostName {
+    /// The host name or IP address literal, as given to the connector.
+    fn host(&self) -> &str;
+}
 
 /// Opens a new transport to the broker, once per connection attempt.
 ///

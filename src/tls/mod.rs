@@ -44,6 +44,7 @@
 //! not at all, never reusing a sequence number (nonce), unlike a bare
 //! embedded-tls connection. See [`connect`] and [`TlsStream`].
 
+mod connector;
 mod der;
 mod framed;
 pub mod pem;
@@ -60,6 +61,7 @@ use embedded_io_async::{Read, Write};
 use embedded_tls::alert::AlertDescription;
 use embedded_tls::{TlsConfig, TlsConnection, TlsContext};
 
+pub use connector::{TlsConnector, TlsConnectorError};
 pub use embedded_tls::{
     CryptoRngCore, MaxFragmentLength, NoClock, TLS_RECORD_OVERHEAD, TlsClock, TlsError,
 };
@@ -185,6 +187,15 @@ impl<'a> TlsOptions<'a, NoClock> {
         Self::with_trust(server_name, Trust::DangerAcceptAnything)
     }
 
+    /// Verify the server against the CA certificate `ca_der`, under the
+    /// host name its [`TlsConnector`] connects to (the inner connector's
+    /// [`HostName`](crate::connect::HostName)), which is also the SNI.
+    /// [`connect`] refuses these options ([`ConnectError::InvalidServerName`])
+    /// until a name is set with [`with_server_name`](Self::with_server_name).
+    pub fn for_host(ca_der: &'a [u8]) -> Self {
+        Self::with_trust("", Trust::Ca(ca_der))
+    }
+
     fn with_trust(server_name: &'a str, trust: Trust<'a>) -> Self {
         Self { server_name, trust, client: None, max_fragment_length: None, clock: PhantomData }
     }
@@ -218,9 +229,31 @@ impl<'a, C: TlsClock> TlsOptions<'a, C> {
         }
     }
 
-    /// The server name (SNI and verification).
+    /// The server name (SNI and verification); empty after
+    /// [`for_host`](TlsOptions::for_host).
     pub fn server_name(&self) -> &'a str {
         self.server_name
+    }
+
+    /// Check the server against (and send as SNI) `server_name` instead of
+    /// the name given before, or the connector's host name.
+    pub fn with_server_name(mut self, server_name: &'a str) -> Self {
+        self.server_name = server_name;
+        self
+    }
+
+    /// The same options under another server name, for one handshake.
+    fn named<'n>(&self, server_name: &'n str) -> TlsOptions<'n, C>
+    where
+        'a: 'n,
+    {
+        TlsOptions {
+            server_name,
+            trust: self.trust,
+            client: self.client,
+            max_fragment_length: self.max_fragment_length,
+            clock: PhantomData,
+        }
     }
 
     /// Whether the server's certificate is verified (false only after
