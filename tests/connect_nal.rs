@@ -1,7 +1,7 @@
 //! `umqtt::connect::TcpConnector` over embedded-nal-async `TcpConnect` +
 //! `Dns` backed by the system resolver (`connect_support::SystemNal`),
-//! against a private Mosquitto: by host name `localhost` (either address
-//! kind, and IPv4 only), twice in a row through the same connector (a
+//! against a private Mosquitto: by host name `localhost` (IPv4, the default, and
+//! either address kind), twice in a row through the same connector (a
 //! reconnect resolves again), by IP literal without any look-up, and the
 //! typed errors of a failed look-up and a refused connection.
 
@@ -32,13 +32,13 @@ async fn connects_by_host_name_localhost_twice_through_one_connector() {
 }
 
 #[tokio::test]
-async fn connects_by_host_name_to_an_ipv4_address_only() {
-    let Some(broker) = Mosquitto::start("connect_nal_ipv4", "") else {
+async fn connects_by_host_name_to_either_address_kind_when_allowed() {
+    let Some(broker) = Mosquitto::start("connect_nal_either", "") else {
         return;
     };
     let nal = SystemNal::default();
     let mut connector =
-        TcpConnector::new(&nal, &nal, "localhost", broker.port).addr_type(AddrType::IPv4);
+        TcpConnector::new(&nal, &nal, "localhost", broker.port).addr_type(AddrType::Either);
     assert_eq!(connector.resolve().await.unwrap(), IpAddr::V4(Ipv4Addr::LOCALHOST));
     let socket = connector.connect().await.expect("connect over IPv4");
     round_trip(socket, "nal-ipv4", "connect/nal/ipv4", b"v4").await;
@@ -55,9 +55,20 @@ async fn an_ip_literal_connects_without_a_look_up() {
         let socket = connector.connect().await.expect("connect by IP");
         round_trip(socket, "nal-literal", "connect/nal/ip", &[n]).await;
     }
-    let v6 = TcpConnector::new(&nal, &nal, "::1", broker.port);
+    let v6 = TcpConnector::new(&nal, &nal, "::1", broker.port).addr_type(AddrType::Either);
     assert_eq!(v6.resolve().await.unwrap(), IpAddr::V6(Ipv6Addr::LOCALHOST));
     assert_eq!(nal.lookups(), 0, "an IP literal is never looked up");
+}
+
+#[tokio::test]
+async fn an_ipv6_literal_is_refused_over_ipv4_only_before_any_connect() {
+    let nal = SystemNal::default();
+    let mut connector = TcpConnector::new(&nal, &nal, "::1", 1883);
+    match connector.connect().await {
+        Err(NalError::AddressKind(ip)) => assert_eq!(ip, IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        Err(other) => panic!("expected NalError::AddressKind, got {other:?}"),
+        Ok(_) => panic!("an IPv6 address reached an IPv4-only connector's stack"),
+    }
 }
 
 /// A resolver that knows no name.

@@ -49,15 +49,24 @@ pub struct TcpConnector<'h, T, D> {
 }
 
 impl<'h, T: TcpConnect, D: Dns> TcpConnector<'h, T, D> {
-    /// A connector to `host` (a host name, or an IPv4 or IPv6 address
-    /// literal such as `192.168.1.10` or `fe80::1`) on `port`, resolving
-    /// host names to either an IPv4 or an IPv6 address.
+    /// A connector to `host` (a host name, or an IPv4 address literal such
+    /// as `192.168.1.10`) on `port`, over IPv4 only: host names are
+    /// resolved to an IPv4 address, and an IPv6 literal is refused with
+    /// [`NalError::AddressKind`]. On a dual-stack network stack, allow
+    /// IPv6 with [`addr_type`](Self::addr_type).
+    ///
+    /// IPv4 is the default because embassy-net's `TcpClient` *panics* when
+    /// given an IPv6 address without its `proto-ipv6` feature (and its
+    /// `DnsSocket` falls back to an IPv6 answer when asked for either): on
+    /// the IPv4-only stacks of most boards, a DNS answer must not be able
+    /// to reach that panic.
     pub fn new(tcp: T, dns: D, host: &'h str, port: u16) -> Self {
-        Self { tcp, dns, host, port, addr_type: AddrType::Either }
+        Self { tcp, dns, host, port, addr_type: AddrType::IPv4 }
     }
 
-    /// Resolve host names to this kind of address only (`AddrType::IPv4`
-    /// on a stack without IPv6).
+    /// Which addresses to connect to: `AddrType::Either` (IPv6 and IPv4)
+    /// or `AddrType::IPv6` on a stack with IPv6. Names are resolved to that
+    /// kind, and a literal of another kind is refused.
     pub fn addr_type(mut self, addr_type: AddrType) -> Self {
         self.addr_type = addr_type;
         self
@@ -69,16 +78,23 @@ impl<'h, T: TcpConnect, D: Dns> TcpConnector<'h, T, D> {
     }
 
     /// The address `host` stands for: the literal itself, or the answer of
-    /// `dns`.
+    /// `dns`; either must be of the kind [`addr_type`](Self::addr_type)
+    /// allows.
     pub async fn resolve(&self) -> Result<IpAddr, NalError<T::Error, D::Error>> {
-        match self.host.parse::<IpAddr>() {
-            Ok(ip) => Ok(ip),
+        let ip = match self.host.parse::<IpAddr>() {
+            Ok(ip) => ip,
             Err(_) => self
                 .dns
                 .get_host_by_name(self.host, self.addr_type.clone())
                 .await
-                .map_err(NalError::Dns),
-        }
+                .map_err(NalError::Dns)?,
+        };
+        let allowed = match self.addr_type {
+            AddrType::IPv4 => ip.is_ipv4(),
+            AddrType::IPv6 => ip.is_ipv6(),
+            AddrType::Either => true,
+        };
+        if allowed { Ok(ip) } else { Err(NalError::AddressKind(ip)) }
     }
 }
 
@@ -108,6 +124,9 @@ pub enum NalError<T, D> {
     Dns(D),
     /// The TCP connection failed (refused, unreachable, out of sockets).
     Tcp(T),
+    /// The host's address (its literal, or the resolver's answer) is not of
+    /// the kind the connector allows (an IPv6 address over IPv4 only).
+    AddressKind(IpAddr),
 }
 
 impl<T: fmt::Debug, D: fmt::Debug> fmt::Display for NalError<T, D> {
@@ -115,6 +134,7 @@ impl<T: fmt::Debug, D: fmt::Debug> fmt::Display for NalError<T, D> {
         match self {
             Self::Dns(e) => write!(f, "host name not resolved: {e:?}"),
             Self::Tcp(e) => write!(f, "TCP connection failed: {e:?}"),
+            Self::AddressKind(ip) => write!(f, "address {ip} is not of the allowed kind"),
         }
     }
 }

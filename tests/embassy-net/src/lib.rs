@@ -1,0 +1,1 @@
+//! umqtt over embassy-net: see tests/.
