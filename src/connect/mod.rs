@@ -8,13 +8,18 @@
 //! connection lasts. [`blocking::Connector`] is the twin for the blocking
 //! client.
 //!
-//! Ready connectors: [`TcpConnector`] over embedded-nal-async `TcpConnect`
-//! + `Dns`, so over embassy-net's `TcpClient` and `DnsSocket` (feature
-//! `nal`); [`TokioConnector`] on the host (feature `tokio`);
-//! [`StdConnector`], a [`blocking::Connector`] over `std::net` (feature
-//! `std`); and `umqtt::tls::TlsConnector`, TLS over any of them (feature
-//! `tls`). Each knows the [`HostName`] it connects to, which the TLS
-//! connector checks the broker's certificate against by default.
+//! Ready connectors, each cancel-safe and each knowing the [`HostName`]
+//! it connects to (the TLS connector checks the broker's certificate
+//! against it by default):
+//!
+//! - `TcpConnector` (feature `nal`): by host name or IP over
+//!   embedded-nal-async `TcpConnect` and `Dns`, so over embassy-net's
+//!   `TcpClient` and `DnsSocket`;
+//! - `TokioConnector` (feature `tokio`): by host name on the host;
+//! - `StdConnector` (feature `std`): a [`blocking::Connector`] over
+//!   `std::net` for the blocking client;
+//! - `umqtt::tls::TlsConnector` (feature `tls`): TLS over any of them,
+//!   owning the record buffers it lends to each connection.
 //!
 //! None of them bounds the time a connect takes (a caller wraps
 //! `connect()` in a timeout); every one is cancel-safe: dropping its
@@ -62,7 +67,7 @@ pub trait Connector {
     async fn connect(&mut self) -> Result<Self::Transport<'_>, Self::Error>;
 }
 
-/// The blocking twin of [`Connector`](super::Connector).
+/// The blocking twin of [`Connector`].
 pub mod blocking {
     /// Opens a new transport to the broker, once per connection attempt;
     /// see [`Connector`](super::Connector).

@@ -1,5 +1,5 @@
 //! Connector test support: [`SystemNal`], embedded-nal-async `TcpConnect`
-//! + `Dns` over tokio and the system resolver (what embassy-net's
+//! and `Dns` over tokio and the system resolver (what embassy-net's
 //! `TcpClient` and `DnsSocket` are on a board), counting its look-ups; and
 //! one client round trip over any transport.
 #![allow(dead_code)]
