@@ -4,7 +4,8 @@
 //! through the same connector (its record buffers reused), round trip
 //! again; the server name defaults to the inner connector's host name; a
 //! wrong server name is a typed certificate error; a failed TCP connect is
-//! a typed transport error.
+//! a typed transport error; a handshake dropped half-way (cancelled)
+//! leaves the connector reusable.
 #![cfg(feature = "tls")]
 
 mod broker_support;
@@ -13,6 +14,10 @@ mod connect_support;
 mod tls_common;
 
 use std::time::Duration;
+
+use common::Tcp;
+use embedded_io_adapters::tokio_1::FromTokio;
+use tokio::io::AsyncReadExt;
 
 use common::{Mosquitto, free_port};
 use connect_support::{SystemNal, round_trip};
@@ -78,6 +83,56 @@ async fn tls_connector_over_the_nal_connector_verifies_an_ip_address() {
         let stream = open(&mut connector).await.expect("verified handshake as 127.0.0.1");
         round_trip(stream, "tls-nal", "connect/tls/nal", &[n]).await;
     }
+}
+
+/// TCP to `localhost` on each of `ports` in turn (the last one again
+/// after that).
+struct Ports {
+    ports: Vec<u16>,
+    next: usize,
+}
+
+impl HostName for Ports {
+    fn host(&self) -> &str {
+        "localhost"
+    }
+}
+
+impl Connector for Ports {
+    type Transport<'c> = Tcp;
+    type Error = std::io::Error;
+
+    async fn connect(&mut self) -> std::io::Result<Tcp> {
+        let port = self.ports[self.next.min(self.ports.len() - 1)];
+        self.next += 1;
+        Ok(FromTokio::new(tokio::net::TcpStream::connect(("127.0.0.1", port)).await?))
+    }
+}
+
+#[tokio::test]
+async fn a_handshake_dropped_half_way_leaves_the_connector_reusable() {
+    let Some((_broker, port)) = broker("connect_tls_dropped") else {
+        return;
+    };
+    // A server that accepts and reads the ClientHello, then says nothing.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ports = Ports { ports: vec![silent.local_addr().unwrap().port(), port], next: 0 };
+    let ca = pki().cert_der("ca.pem");
+    let (mut read, mut write) = buffers();
+    let mut connector =
+        TlsConnector::new(ports, TlsOptions::for_host(&ca), &mut read, &mut write, OsRng);
+    let mut record_header = [0u8; 5];
+    let _held = tokio::select! {
+        result = connector.connect() => panic!("handshake ended without a server: {:?}", result.err()),
+        held = async {
+            let (mut held, _) = silent.accept().await.unwrap();
+            held.read_exact(&mut record_header).await.unwrap();
+            held
+        } => held, // the handshake future is dropped here, mid-handshake
+    };
+    assert_eq!(record_header[0], 22, "a TLS handshake record (the ClientHello) was sent");
+    let stream = open(&mut connector).await.expect("a fresh handshake after the dropped one");
+    round_trip(stream, "tls-dropped", "connect/tls/dropped", b"again").await;
 }
 
 #[tokio::test]

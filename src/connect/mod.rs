@@ -67,6 +67,31 @@ pub trait Connector {
     async fn connect(&mut self) -> Result<Self::Transport<'_>, Self::Error>;
 }
 
+/// A connector lent by reference, so its owner keeps it.
+impl<K: Connector> Connector for &mut K {
+    type Transport<'c>
+        = K::Transport<'c>
+    where
+        Self: 'c;
+    type Error = K::Error;
+
+    async fn connect(&mut self) -> Result<Self::Transport<'_>, Self::Error> {
+        K::connect(self).await
+    }
+}
+
+impl<K: HostName + ?Sized> HostName for &K {
+    fn host(&self) -> &str {
+        K::host(self)
+    }
+}
+
+impl<K: HostName + ?Sized> HostName for &mut K {
+    fn host(&self) -> &str {
+        K::host(self)
+    }
+}
+
 /// The blocking twin of [`Connector`].
 pub mod blocking {
     /// Opens a new transport to the broker, once per connection attempt;
@@ -81,5 +106,18 @@ pub mod blocking {
 
         /// Opens a new transport to the broker.
         fn connect(&mut self) -> Result<Self::Transport<'_>, Self::Error>;
+    }
+
+    /// A connector lent by reference, so its owner keeps it.
+    impl<K: Connector> Connector for &mut K {
+        type Transport<'c>
+            = K::Transport<'c>
+        where
+            Self: 'c;
+        type Error = K::Error;
+
+        fn connect(&mut self) -> Result<Self::Transport<'_>, Self::Error> {
+            K::connect(self)
+        }
     }
 }

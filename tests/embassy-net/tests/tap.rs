@@ -5,7 +5,8 @@
 //! there through embassy-net's DNS socket. The client connects by name,
 //! round trips a QoS 1 message, sees the link drop when the broker is
 //! killed (SIGKILL) and restarted, and connects again through the same
-//! connector.
+//! connector. Before that, a connect that cannot complete is dropped, and
+//! the `TcpClient`'s only socket must come back to its pool.
 //!
 //! The test re-executes itself inside the namespace (`ip netns exec`), so
 //! the TAP device and the broker are private to it. It needs root (or
@@ -34,6 +35,9 @@ use umqtt::{Client, ConnectOptions, Publish, QoS};
 const HOST: Ipv4Addr = Ipv4Addr::new(192, 168, 69, 1);
 /// embassy-net's end.
 const STACK: Ipv4Addr = Ipv4Addr::new(192, 168, 69, 2);
+/// An address on the TAP link nobody answers ARP for: a connect to it
+/// never completes.
+const NOBODY: Ipv4Addr = Ipv4Addr::new(192, 168, 69, 3);
 /// The broker's name, known only to the namespace's dnsmasq.
 const BROKER_NAME: &str = "broker.umqtt.test";
 /// The TAP device inside the namespace.
@@ -241,15 +245,31 @@ fn in_namespace(test: &'static str) {
     tcp.set_timeout(Some(embassy_time::Duration::from_secs(10)));
     let dns = Box::leak(Box::new(DnsSocket::new(stack)));
     let connector = TcpConnector::new(&*tcp, &*dns, BROKER_NAME, broker.port);
+    let nobody = NOBODY.to_string();
+    let unanswered = TcpConnector::new(&*tcp, &*dns, &nobody, broker.port);
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let client = tokio::time::timeout(4 * WAIT, client_part(connector, &mut broker));
-        match select(runner.run(), client).await {
+        let client = async {
+            dropped_connect_returns_its_socket(unanswered).await;
+            // The pool has one socket: this connects only if the dropped
+            // attempt gave it back.
+            bounded("the client part", client_part(connector, &mut broker)).await;
+        };
+        match select(runner.run(), tokio::time::timeout(4 * WAIT, client)).await {
             Either::First(never) => match never {},
             Either::Second(done) => done.expect("the client part finished in time"),
         }
     });
+}
+
+/// A connect that cannot complete (ARP unanswered), dropped: the
+/// `TcpClient`'s only socket must go back to its pool.
+async fn dropped_connect_returns_its_socket<K: Connector>(mut connector: K) {
+    let attempt = connector.connect();
+    let dropped = tokio::time::timeout(Duration::from_millis(200), attempt).await;
+    assert!(dropped.is_err(), "a connect to {NOBODY} (no such host) completed");
+    println!("a connect to {NOBODY} dropped while pending");
 }
 
 /// The client part: over connections from `connector`, a round trip, the
@@ -282,6 +302,7 @@ where
             broker.restart();
             let lost = bounded("the link drop", client.wait_msg()).await;
             assert!(lost.is_err(), "the connection outlived its broker: {lost:?}");
+            println!("broker killed and restarted; the connection ended with {lost:?}");
         } else {
             bounded("DISCONNECT", client.disconnect()).await.unwrap();
         }
