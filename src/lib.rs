@@ -13,7 +13,9 @@
 //!   with the small API of MicroPython's `umqtt.simple`, a thin driver of
 //!   the engine;
 //! - [`blocking::Client`]: the same API without an executor, over any
-//!   `embedded-io` transport, with a caller-supplied clock.
+//!   `embedded-io` transport, with a caller-supplied clock;
+//! - [`connect`]: connectors that open a transport by host name (over
+//!   embedded-nal-async / embassy-net, tokio, `std::net`, and TLS over any).
 //!
 //! ```
 //! use umqtt::packet::{self, Packet};
