@@ -92,7 +92,8 @@ pub use packet::{ProtocolLevel, Publish, QoS, SubscribeReturnCode, SubscribeTopi
 /// so a program needs no direct dependency on it for them.
 pub use embassy_time::{Duration, Instant};
 
-/// The README's examples, compiled and run by `cargo test --doc`.
-#[cfg(doctest)]
+/// The README's examples, compiled and run by `cargo test --doc` with the
+/// features its TLS and WebSocket sections need (`scripts/test` enables them).
+#[cfg(all(doctest, feature = "tls", feature = "ws"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
