@@ -29,6 +29,36 @@
 //! assert_eq!(&buf[..len], &[0xc0, 0x00]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Time
+//!
+//! The API takes [`Duration`] and [`Instant`] (re-exported from
+//! `embassy-time`). The async [`Client`] reads `embassy_time::Instant::now()`
+//! and sleeps with embassy-time, so the program must link an embassy-time
+//! driver: the HAL's on a board (`embassy-rp`, `esp-hal-embassy`), and on a
+//! host `embassy-time` with `features = ["std", "generic-queue-64"]` (without
+//! one, linking fails on `_embassy_time_now`). The blocking client takes a
+//! [`blocking::Clock`] instead and needs no driver.
+//!
+//! # Cargo features
+//!
+//! None is on by default; the library is `no_std` without them unless the
+//! row says otherwise.
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `defmt` | `defmt::Format` for every public error and packet type; log records through `defmt` |
+//! | `log` | log records through the `log` crate |
+//! | `std` | `umqtt::blocking::StdClock`, and [`blocking::Transport`] for `std::net::TcpStream` (through `embedded-io-adapters`); needs `std` |
+//! | `mock` | `umqtt::mock`: a scripted transport for host unit tests; implies `std` |
+//! | `tls` | `umqtt::tls`: TLS 1.3 through `embedded-tls`: PEM decoding, certificate verification (ECDSA P-256) |
+//! | `tls-p384` | also verify ECDSA P-384 certificate chains; implies `tls` |
+//! | `tls-rsa` | also verify RSA certificate chains and CertificateVerify, without a heap; implies `tls` |
+//! | `tls-compact-sha2` | SHA-2 without loop unrolling: less flash, slower hashing; implies `tls` |
+//! | `ws` | `umqtt::ws`: MQTT over WebSocket (RFC 6455 client side); with `tls`, `wss` |
+//!
+//! On docs.rs every feature is enabled and each feature-gated item is marked
+//! with the feature it needs.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -59,7 +89,13 @@ pub use client::{
 pub use engine::Session;
 pub use packet::{ProtocolLevel, Publish, QoS, SubscribeReturnCode, SubscribeTopic};
 
-/// The README's examples, compiled and run by `cargo test --doc`.
-#[cfg(doctest)]
+/// The time types the API takes (`ConnectOptions::ack_timeout`,
+/// `blocking::Clock`, the engine's `now`), re-exported from `embassy-time`
+/// so a program needs no direct dependency on it for them.
+pub use embassy_time::{Duration, Instant};
+
+/// The README's examples, compiled and run by `cargo test --doc` with the
+/// features its TLS and WebSocket sections need (`scripts/test` enables them).
+#[cfg(all(doctest, feature = "tls", feature = "ws"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -1,6 +1,6 @@
-//! The `cli` and `demo` examples as a user runs them: the built binaries
-//! against a private Mosquitto (and against nothing, for the connection
-//! error), and the demo against its own in-process broker.
+//! The `cli`, `demo` and `host_tokio` examples as a user runs them: the
+//! built binaries against a private Mosquitto (and against nothing, for the
+//! connection error), and the demo against its own in-process broker.
 
 mod broker_support;
 mod common;
@@ -269,6 +269,73 @@ fn demo_runs_against_mosquitto() {
     };
     let port = broker.port.to_string();
     assert_demo_runs(&["--host", "127.0.0.1", "--port", &port, "--rounds", "2"]);
+}
+
+/// Starts the `host_tokio` example against `broker` with `args` after the
+/// host and port; the host is the name `localhost`, resolved by tokio.
+fn start_host_tokio(broker: &Mosquitto, args: &[&str]) -> Child {
+    Command::new(build_example("host_tokio"))
+        .args(["localhost", &broker.port.to_string()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The broker's log line for a client that sent DISCONNECT (Mosquitto
+/// logs "closed its connection" when the socket closes without one).
+fn sent_disconnect(broker: &Mosquitto, pid: u32) -> bool {
+    broker.log().contains(&format!("Client umqtt-host-tokio-{pid} disconnected"))
+}
+
+/// Whether process `pid` has a handler for SIGINT (bit 1 of `SigCgt`).
+fn catches_sigint(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).unwrap();
+    u64::from_str_radix(caught.trim(), 16).unwrap() & (1 << 1) != 0
+}
+
+#[test]
+fn host_tokio_receives_its_count_messages_then_sends_disconnect() {
+    let Some(broker) = Mosquitto::start("host_tokio_count", "") else {
+        return;
+    };
+    let child = start_host_tokio(&broker, &["3"]);
+    let id = child.id();
+    let output = finish(child);
+    assert!(output.status.success(), "host_tokio failed: {}", text(&output.stderr));
+    let expected: Vec<String> =
+        (1..=3).map(|n| format!("umqtt/host_tokio/temp: {{\"msg\": {n}}}")).collect();
+    assert_eq!(text(&output.stdout).lines().collect::<Vec<_>>(), expected);
+    assert!(sent_disconnect(&broker, id), "{}", broker.log());
+}
+
+#[test]
+fn host_tokio_sends_disconnect_on_ctrl_c() {
+    let Some(broker) = Mosquitto::start("host_tokio_ctrl_c", "") else {
+        return;
+    };
+    let mut child = start_host_tokio(&broker, &[]);
+    // Its own message came back: it is in the wait_msg loop.
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    assert_eq!(lines.next().unwrap().unwrap(), "umqtt/host_tokio/temp: {\"msg\": 1}");
+    assert!(!sent_disconnect(&broker, child.id()));
+    // tokio installs its SIGINT handler when the loop first polls
+    // `ctrl_c()`: wait until the process catches SIGINT (else the signal
+    // would kill it).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !catches_sigint(child.id()) {
+        assert!(Instant::now() < deadline, "host_tokio never installed a SIGINT handler");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let id = child.id();
+    let output = finish(child);
+    assert!(output.status.success(), "host_tokio failed: {}", text(&output.stderr));
+    assert!(sent_disconnect(&broker, id), "{}", broker.log());
 }
 
 #[cfg(feature = "tls")]

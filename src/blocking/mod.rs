@@ -109,12 +109,34 @@ where
     C: Clock,
 {
     /// A client over `transport`, not yet connected.
+    ///
+    /// ```
+    /// # fn example<T: umqtt::blocking::Transport, C: umqtt::blocking::Clock>(socket: T, clock: C) {
+    /// // `clock`: a hardware timer, or `umqtt::blocking::StdClock` on a host (feature `std`)
+    /// use umqtt::blocking::Client;
+    /// use umqtt::Publish;
+    ///
+    /// let (mut rx, mut tx) = ([0u8; 1024], [0u8; 1024]);
+    /// let client = Client::new(socket, &mut rx, &mut tx, |msg: &Publish<'_>| {
+    ///     // called for each message, borrowed from `rx`
+    ///     let _ = (msg.topic, msg.payload);
+    /// }, clock);
+    /// # }
+    /// ```
     pub fn new(transport: T, rx: &'b mut [u8], tx: &'b mut [u8], handler: H, clock: C) -> Self {
         Self { engine: Engine::new(rx, tx), transport, handler, clock }
     }
 
     /// Enables QoS 2 reception, exactly once; see
     /// [`Client::receive_qos2`](crate::Client::receive_qos2).
+    ///
+    /// ```
+    /// # fn example<T: umqtt::blocking::Transport, C: umqtt::blocking::Clock>(socket: T, clock: C) {
+    /// let (mut rx, mut tx, mut slots) = ([0u8; 512], [0u8; 512], [0u16; 20]);
+    /// let client = umqtt::blocking::Client::new(socket, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {}, clock)
+    ///     .receive_qos2(&mut slots);
+    /// # }
+    /// ```
     #[must_use]
     pub fn receive_qos2(mut self, slots: &'b mut [u16]) -> Self {
         self.engine.receive_qos2(slots);
@@ -123,6 +145,26 @@ where
 
     /// A client that continues the session a dropped client left; see
     /// [`Client::with_session`](crate::Client::with_session).
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock + Clone>(old: T, new: T, clock: C)
+    /// # -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::blocking::Client;
+    /// use umqtt::{ConnectOptions, Publish};
+    ///
+    /// let opts = ConnectOptions::new("sensor-01").clean_session(false);
+    /// let (mut rx, mut tx) = ([0u8; 1024], [0u8; 1024]);
+    /// let on_message = |_: &Publish<'_>| {};
+    /// let mut client = Client::new(old, &mut rx, &mut tx, on_message, clock.clone());
+    /// client.connect(&opts)?;
+    /// // ... the connection fails ...
+    /// let session = client.into_session(); // `tx` keeps the unfinished messages
+    /// let mut client = Client::with_session(new, &mut rx, &mut tx, on_message, clock, session);
+    /// client.connect(&opts)?; // resends them
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn with_session(
         transport: T,
         rx: &'b mut [u8],
@@ -138,27 +180,100 @@ where
 
     /// Ends the client, keeping its session for
     /// [`with_session`](Self::with_session).
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock + Clone>(old: T, new: T, clock: C)
+    /// # -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::blocking::Client;
+    /// use umqtt::{ConnectOptions, Publish};
+    ///
+    /// let opts = ConnectOptions::new("sensor-01").clean_session(false);
+    /// let (mut rx, mut tx) = ([0u8; 1024], [0u8; 1024]);
+    /// let on_message = |_: &Publish<'_>| {};
+    /// let mut client = Client::new(old, &mut rx, &mut tx, on_message, clock.clone());
+    /// client.connect(&opts)?;
+    /// // ... the connection fails ...
+    /// let session = client.into_session(); // `tx` keeps the unfinished messages
+    /// let mut client = Client::with_session(new, &mut rx, &mut tx, on_message, clock, session);
+    /// client.connect(&opts)?; // resends them
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn into_session(self) -> Session {
         self.engine.session()
     }
 
     /// The connection state.
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::State;
+    ///
+    /// if client.state() == State::Failed {
+    ///     // open a new transport and call `reconnect`
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn state(&self) -> State {
         self.engine.state()
     }
 
     /// The transport, for example to close it.
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// // e.g. to close it after `disconnect`
+    /// let transport: &mut T = client.transport_mut();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn transport_mut(&mut self) -> &mut T {
         &mut self.transport
     }
 
     /// Number of QoS 1 and QoS 2 messages not yet complete.
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// if client.in_flight() == 0 {
+    ///     client.disconnect()?; // nothing is left to resend
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn in_flight(&self) -> usize {
         self.engine.in_flight()
     }
 
     /// Whether the QoS 1 or QoS 2 message `id` is not yet complete; see
     /// [`Client::is_in_flight`](crate::Client::is_in_flight).
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::QoS;
+    ///
+    /// let id = client.publish_no_wait("sensors/01/temp", b"21.5", QoS::AtLeastOnce, false)?;
+    /// // ... other work, other calls ...
+    /// if !client.is_in_flight(id) {
+    ///     // its PUBACK arrived
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_in_flight(&self, id: PacketId) -> bool {
         self.engine.is_in_flight(id)
     }
@@ -166,6 +281,23 @@ where
     /// Sends CONNECT and waits for CONNACK (then resends the stored
     /// messages when the session is kept); see
     /// [`Client::connect`](crate::Client::connect).
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::{ConnectOptions, QoS};
+    ///
+    /// let opts = ConnectOptions::new("sensor-01").keep_alive_secs(60).clean_session(false);
+    /// let connected = client.connect(&opts)?;
+    /// if !connected.session_present {
+    ///     // a new session: the broker kept no subscriptions
+    ///     client.subscribe("sensors/01/cmd", QoS::AtLeastOnce)?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connect(&mut self, opts: &ConnectOptions<'_>) -> Result<Connected, Error<T::Error>> {
         if self.engine.state() != State::Connecting {
             self.engine.connect(opts, self.clock.now()).map_err(Error::widen)?;
@@ -183,6 +315,19 @@ where
 
     /// Replaces the transport with a freshly connected one and connects
     /// again with `opts`.
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// #     socket: T,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// let opts = umqtt::ConnectOptions::new("sensor-01").clean_session(false);
+    /// // `socket`: a new connection to the broker, after the old one failed
+    /// let connected = client.reconnect(socket, &opts)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn reconnect(
         &mut self,
         transport: T,
@@ -196,6 +341,22 @@ where
     /// Publishes `payload` to `topic`: QoS 0 returns once written, QoS 1 at
     /// PUBACK, QoS 2 at PUBCOMP. The error says whether the message was
     /// stored for resend.
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::QoS;
+    ///
+    /// match client.publish("sensors/01/temp", b"21.5", QoS::AtLeastOnce, false) {
+    ///     Ok(()) => {}                       // PUBACK received
+    ///     Err(e) if e.stored.is_some() => {} // kept in `tx`: resent by a reconnect keeping the session
+    ///     Err(e) => return Err(e.into()),    // not stored: publish it again later
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn publish(
         &mut self,
         topic: &str,
@@ -214,6 +375,21 @@ where
     /// Publishes at QoS 1 or 2 without waiting for the acknowledgment and
     /// returns the packet identifier; see
     /// [`Client::publish_no_wait`](crate::Client::publish_no_wait).
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::QoS;
+    ///
+    /// for reading in [b"21.5", b"21.6", b"21.7"] {
+    ///     client.publish_no_wait("sensors/01/temp", reading, QoS::AtLeastOnce, false)?;
+    /// }
+    /// client.wait_all_acked()?; // every PUBACK received
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn publish_no_wait(
         &mut self,
         topic: &str,
@@ -234,12 +410,38 @@ where
     /// Writes whatever is queued: acknowledgments `wait_msg` left for the
     /// messages that arrived with the last one, or a write a failed call
     /// left half done. Nothing is written on a failed connection.
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// // after `wait_msg`, write the acknowledgments it left queued now
+    /// // rather than with the next call
+    /// client.wait_msg()?;
+    /// client.flush()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn flush(&mut self) -> Result<(), Error<T::Error>> {
         self.ensure_connected()?;
         self.run(&mut Call::new(None, Goal::Written)).map(|_| ())
     }
 
     /// Waits until the QoS 1 or QoS 2 message `id` is complete.
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::QoS;
+    ///
+    /// let id = client.publish_no_wait("sensors/01/alarm", b"on", QoS::ExactlyOnce, false)?;
+    /// client.wait_acked(id)?; // PUBCOMP received
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn wait_acked(&mut self, id: PacketId) -> Result<(), Error<T::Error>> {
         if !self.engine.is_in_flight(id) {
             return Ok(());
@@ -249,6 +451,21 @@ where
     }
 
     /// Waits until every QoS 1 and QoS 2 message is complete.
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::QoS;
+    ///
+    /// client.publish_no_wait("sensors/01/temp", b"21.5", QoS::AtLeastOnce, false)?;
+    /// client.publish_no_wait("sensors/01/alarm", b"on", QoS::ExactlyOnce, false)?;
+    /// client.wait_all_acked()?;
+    /// assert_eq!(client.in_flight(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn wait_all_acked(&mut self) -> Result<(), Error<T::Error>> {
         if self.engine.in_flight() == 0 {
             return Ok(());
@@ -259,6 +476,21 @@ where
 
     /// Subscribes to `filter` and returns the granted QoS, or
     /// [`Error::SubscribeRefused`].
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::QoS;
+    ///
+    /// let granted = client.subscribe("sensors/+/cmd", QoS::AtLeastOnce)?;
+    /// if granted == QoS::AtMostOnce {
+    ///     // the broker may grant less than asked
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<QoS, Error<T::Error>> {
         let codes = self.subscribe_many(&[SubscribeTopic { filter, qos }])?;
         match codes.first() {
@@ -269,6 +501,24 @@ where
 
     /// Subscribes to several filters in one SUBSCRIBE; one return code
     /// per filter.
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::{QoS, SubscribeReturnCode, SubscribeTopic};
+    ///
+    /// let codes = client
+    ///     .subscribe_many(&[
+    ///         SubscribeTopic { filter: "sensors/+/cmd", qos: QoS::AtLeastOnce },
+    ///         SubscribeTopic { filter: "config/#", qos: QoS::AtMostOnce },
+    ///     ])
+    ///     ?;
+    /// let refused = codes.iter().filter(|&&code| code == SubscribeReturnCode::Failure).count();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn subscribe_many(
         &mut self,
         topics: &[SubscribeTopic<'_>],
@@ -281,12 +531,32 @@ where
     }
 
     /// Unsubscribes from `filter` and waits for UNSUBACK.
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// client.unsubscribe("sensors/+/cmd")?; // UNSUBACK received
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn unsubscribe(&mut self, filter: &str) -> Result<(), Error<T::Error>> {
         self.unsubscribe_many(&[filter])
     }
 
     /// Unsubscribes from several filters in one UNSUBSCRIBE and waits for
     /// UNSUBACK.
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// client.unsubscribe_many(&["sensors/+/cmd", "config/#"])?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn unsubscribe_many(&mut self, filters: &[&str]) -> Result<(), Error<T::Error>> {
         self.ensure_connected()?;
         let mut call = Call::new(Some(Command::Unsubscribe(filters)), Goal::UnsubAck);
@@ -296,6 +566,18 @@ where
     /// Blocks until one message has been delivered to the handler, sending
     /// PINGREQ when keepalive requires it; the acknowledgment is written as
     /// by the async [`Client::wait_msg`](crate::Client::wait_msg).
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// loop {
+    ///     client.wait_msg()?; // the handler has seen one more message
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn wait_msg(&mut self) -> Result<(), Error<T::Error>> {
         self.report_oversize()?;
         self.run(&mut Call::new(None, Goal::Message))?;
@@ -305,6 +587,20 @@ where
     /// Handles what has already arrived without waiting
     /// ([`Transport::wait_readable`] with a zero timeout). Returns whether
     /// a message was delivered.
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// loop {
+    ///     while client.check_msg()? {} // every message that has arrived
+    ///     // ... the application's own work ...
+    /// #   break;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn check_msg(&mut self) -> Result<bool, Error<T::Error>> {
         self.report_oversize()?;
         let output = self.run(&mut Call::new(None, Goal::MessageNow))?;
@@ -313,12 +609,33 @@ where
     }
 
     /// Sends PINGREQ and waits for PINGRESP.
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// client.ping()?; // the broker answered PINGRESP
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn ping(&mut self) -> Result<(), Error<T::Error>> {
         self.ensure_connected()?;
         self.run(&mut Call::new(Some(Command::PingReq), Goal::PingResp)).map(|_| ())
     }
 
     /// Sends DISCONNECT; the state becomes [`State::Disconnected`].
+    ///
+    /// ```
+    /// # use umqtt::blocking::{Clock, Transport};
+    /// # fn example<T: Transport, C: Clock>(
+    /// #     mut client: umqtt::blocking::Client<'_, T, impl FnMut(&umqtt::Publish<'_>), C>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// client.disconnect()?;
+    /// // the broker discards the last will; now close the transport
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn disconnect(&mut self) -> Result<(), Error<T::Error>> {
         self.ensure_connected()?;
         self.run(&mut Call::new(Some(Command::Disconnect), Goal::Written)).map(|_| ())

@@ -8,6 +8,7 @@ use crate::packet::{ConnectReturnCode, EncodeError, Malformed, PacketId, PacketT
 /// Connection state, like QuecPython's `get_mqttsta`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum State {
     /// Never connected, or closed by `disconnect`.
     Disconnected,
@@ -26,6 +27,7 @@ pub enum State {
 /// requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// A packet that can never be valid.
     Malformed(Malformed),
@@ -56,6 +58,8 @@ impl fmt::Display for ProtocolError {
     }
 }
 
+impl core::error::Error for ProtocolError {}
+
 /// An inbound packet larger than the receive buffer: drained from the
 /// transport (a QoS 1 PUBLISH acknowledged with PUBACK, a QoS 2 one with
 /// PUBREC), the connection kept.
@@ -75,6 +79,7 @@ pub struct Oversize {
 /// Everything a client call can fail with. `E` is the transport's error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Error<E> {
     /// The transport failed. Fatal.
     Transport(E),

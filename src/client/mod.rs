@@ -70,6 +70,18 @@ where
     H: FnMut(&Publish<'_>),
 {
     /// A client over `transport`, not yet connected.
+    ///
+    /// ```
+    /// # fn example<T: embedded_io_async::Read + embedded_io_async::Write>(socket: T) {
+    /// use umqtt::{Client, Publish};
+    ///
+    /// let (mut rx, mut tx) = ([0u8; 1024], [0u8; 1024]);
+    /// let client = Client::new(socket, &mut rx, &mut tx, |msg: &Publish<'_>| {
+    ///     // called for each message, borrowed from `rx`
+    ///     let _ = (msg.topic, msg.payload);
+    /// });
+    /// # }
+    /// ```
     pub fn new(transport: T, rx: &'b mut [u8], tx: &'b mut [u8], handler: H) -> Self {
         Self { engine: Engine::new(rx, tx), transport, handler }
     }
@@ -105,6 +117,24 @@ where
     /// This is how to reconnect over a transport that borrows buffers, such
     /// as a TLS stream: build a new stream and a new client per connection,
     /// handing the session over, instead of [`reconnect`](Self::reconnect).
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(old: T, new: T) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::{Client, ConnectOptions, Publish};
+    ///
+    /// let opts = ConnectOptions::new("sensor-01").clean_session(false);
+    /// let (mut rx, mut tx) = ([0u8; 1024], [0u8; 1024]);
+    /// let on_message = |_: &Publish<'_>| {};
+    /// let mut client = Client::new(old, &mut rx, &mut tx, on_message);
+    /// client.connect(&opts).await?;
+    /// // ... the connection fails ...
+    /// let session = client.into_session(); // `tx` keeps the unfinished messages
+    /// let mut client = Client::with_session(new, &mut rx, &mut tx, on_message, session);
+    /// client.connect(&opts).await?; // resends them
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn with_session(
         transport: T,
         rx: &'b mut [u8],
@@ -121,22 +151,77 @@ where
     /// needs to continue its session on a new transport. The stored
     /// messages stay in `tx`, which the caller gets back to lend to the
     /// next client.
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(old: T, new: T) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::{Client, ConnectOptions, Publish};
+    ///
+    /// let opts = ConnectOptions::new("sensor-01").clean_session(false);
+    /// let (mut rx, mut tx) = ([0u8; 1024], [0u8; 1024]);
+    /// let on_message = |_: &Publish<'_>| {};
+    /// let mut client = Client::new(old, &mut rx, &mut tx, on_message);
+    /// client.connect(&opts).await?;
+    /// // ... the connection fails ...
+    /// let session = client.into_session(); // `tx` keeps the unfinished messages
+    /// let mut client = Client::with_session(new, &mut rx, &mut tx, on_message, session);
+    /// client.connect(&opts).await?; // resends them
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn into_session(self) -> Session {
         self.engine.session()
     }
 
     /// The connection state.
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::State;
+    ///
+    /// if client.state() == State::Failed {
+    ///     // open a new transport and call `reconnect`
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn state(&self) -> State {
         self.engine.state()
     }
 
     /// The transport, for example to close it.
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// // e.g. to close it after `disconnect`
+    /// let transport: &mut T = client.transport_mut();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn transport_mut(&mut self) -> &mut T {
         &mut self.transport
     }
 
     /// Number of QoS 1 and QoS 2 messages not yet complete (awaiting
     /// PUBACK, PUBREC or PUBCOMP).
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// if client.in_flight() == 0 {
+    ///     client.disconnect().await?; // nothing is left to resend
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn in_flight(&self) -> usize {
         self.engine.in_flight()
     }
@@ -144,6 +229,22 @@ where
     /// Whether the QoS 1 or QoS 2 message `id` is not yet complete.
     /// `false` means acknowledged, unless a clean-session connect discarded
     /// it in between: [`Connected::discarded`] counts those.
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::QoS;
+    ///
+    /// let id = client.publish_no_wait("sensors/01/temp", b"21.5", QoS::AtLeastOnce, false).await?;
+    /// // ... other work, other calls ...
+    /// if !client.is_in_flight(id) {
+    ///     // its PUBACK arrived
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_in_flight(&self, id: PacketId) -> bool {
         self.engine.is_in_flight(id)
     }
@@ -162,6 +263,23 @@ where
     /// (with the same `opts`): CONNECT is sent once `[MQTT-3.1.0-2]` and the
     /// resend goes on where it stopped. To start over on a new transport,
     /// use [`reconnect`](Self::reconnect).
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::{ConnectOptions, QoS};
+    ///
+    /// let opts = ConnectOptions::new("sensor-01").keep_alive_secs(60).clean_session(false);
+    /// let connected = client.connect(&opts).await?;
+    /// if !connected.session_present {
+    ///     // a new session: the broker kept no subscriptions
+    ///     client.subscribe("sensors/01/cmd", QoS::AtLeastOnce).await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect(
         &mut self,
         opts: &ConnectOptions<'_>,
@@ -182,6 +300,19 @@ where
 
     /// Replaces the transport with a freshly connected one and connects
     /// again with `opts`; see [`connect`](Self::connect).
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// #     socket: T,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// let opts = umqtt::ConnectOptions::new("sensor-01").clean_session(false);
+    /// // `socket`: a new connection to the broker, after the old one failed
+    /// let connected = client.reconnect(socket, &opts).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn reconnect(
         &mut self,
         transport: T,
@@ -197,6 +328,22 @@ where
     /// answered with PUBREL meanwhile). Messages that arrive meanwhile are
     /// delivered to the handler. The error says whether the message was
     /// stored for resend.
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::QoS;
+    ///
+    /// match client.publish("sensors/01/temp", b"21.5", QoS::AtLeastOnce, false).await {
+    ///     Ok(()) => {}                       // PUBACK received
+    ///     Err(e) if e.stored.is_some() => {} // kept in `tx`: resent by a reconnect keeping the session
+    ///     Err(e) => return Err(e.into()),    // not stored: publish it again later
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn publish(
         &mut self,
         topic: &str,
@@ -221,6 +368,21 @@ where
     /// [`wait_acked`](Self::wait_acked) / [`wait_all_acked`](Self::wait_all_acked).
     /// QoS 0 is [`Error::InvalidArgument`]: use `publish` or
     /// [`queue_publish`](Self::queue_publish).
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::QoS;
+    ///
+    /// for reading in [b"21.5", b"21.6", b"21.7"] {
+    ///     client.publish_no_wait("sensors/01/temp", reading, QoS::AtLeastOnce, false).await?;
+    /// }
+    /// client.wait_all_acked().await?; // every PUBACK received
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn publish_no_wait(
         &mut self,
         topic: &str,
@@ -254,6 +416,25 @@ where
     /// outbox must stay contiguous): that is `WouldBlock` too.
     ///
     /// [`publish_no_wait`]: Self::publish_no_wait
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::{Error, QoS};
+    ///
+    /// for reading in [b"21.5", b"21.6", b"21.7"] {
+    ///     match client.queue_publish("sensors/01/temp", reading, QoS::AtMostOnce, false) {
+    ///         Ok(_) => {}
+    ///         Err(Error::WouldBlock) => break, // no room now: flush, then queue the rest
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// client.flush().await?; // one write for all of them
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn queue_publish(
         &mut self,
         topic: &str,
@@ -269,12 +450,39 @@ where
 
     /// Writes whatever is queued or was left half written by a dropped
     /// call. Nothing is written on a failed connection.
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::QoS;
+    ///
+    /// client.queue_publish("sensors/01/temp", b"21.5", QoS::AtMostOnce, false)?;
+    /// client.queue_publish("sensors/01/hum", b"40", QoS::AtMostOnce, false)?;
+    /// client.flush().await?; // both in one write
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn flush(&mut self) -> Result<(), Error<T::Error>> {
         self.ensure_connected()?;
         self.run(&mut Call::new(None, Goal::Written)).await.map(|_| ())
     }
 
     /// Waits until the QoS 1 or QoS 2 message `id` is complete.
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::QoS;
+    ///
+    /// let id = client.publish_no_wait("sensors/01/alarm", b"on", QoS::ExactlyOnce, false).await?;
+    /// client.wait_acked(id).await?; // PUBCOMP received
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn wait_acked(&mut self, id: PacketId) -> Result<(), Error<T::Error>> {
         if !self.engine.is_in_flight(id) {
             return Ok(());
@@ -285,6 +493,21 @@ where
 
     /// Waits until every QoS 1 and QoS 2 message is complete; the ack
     /// timeout counts from the last one completed.
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::QoS;
+    ///
+    /// client.publish_no_wait("sensors/01/temp", b"21.5", QoS::AtLeastOnce, false).await?;
+    /// client.publish_no_wait("sensors/01/alarm", b"on", QoS::ExactlyOnce, false).await?;
+    /// client.wait_all_acked().await?;
+    /// assert_eq!(client.in_flight(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn wait_all_acked(&mut self) -> Result<(), Error<T::Error>> {
         if self.engine.in_flight() == 0 {
             return Ok(());
@@ -296,6 +519,21 @@ where
     /// Subscribes to `filter` and returns the QoS the broker granted, or
     /// [`Error::SubscribeRefused`] for return code 0x80. QoS 2 needs
     /// [`receive_qos2`](Self::receive_qos2).
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::QoS;
+    ///
+    /// let granted = client.subscribe("sensors/+/cmd", QoS::AtLeastOnce).await?;
+    /// if granted == QoS::AtMostOnce {
+    ///     // the broker may grant less than asked
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<QoS, Error<T::Error>> {
         let codes = self.subscribe_many(&[SubscribeTopic { filter, qos }]).await?;
         match codes.first() {
@@ -308,6 +546,24 @@ where
     /// SUBSCRIBE and returns one return code per filter (a refusal is
     /// [`SubscribeReturnCode::Failure`]). QoS 2 needs
     /// [`receive_qos2`](Self::receive_qos2).
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// use umqtt::{QoS, SubscribeReturnCode, SubscribeTopic};
+    ///
+    /// let codes = client
+    ///     .subscribe_many(&[
+    ///         SubscribeTopic { filter: "sensors/+/cmd", qos: QoS::AtLeastOnce },
+    ///         SubscribeTopic { filter: "config/#", qos: QoS::AtMostOnce },
+    ///     ])
+    ///     .await?;
+    /// let refused = codes.iter().filter(|&&code| code == SubscribeReturnCode::Failure).count();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn subscribe_many(
         &mut self,
         topics: &[SubscribeTopic<'_>],
@@ -321,12 +577,32 @@ where
     }
 
     /// Unsubscribes from `filter` and waits for UNSUBACK.
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// client.unsubscribe("sensors/+/cmd").await?; // UNSUBACK received
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn unsubscribe(&mut self, filter: &str) -> Result<(), Error<T::Error>> {
         self.unsubscribe_many(&[filter]).await
     }
 
     /// Unsubscribes from several filters in one UNSUBSCRIBE and waits for
     /// UNSUBACK.
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// client.unsubscribe_many(&["sensors/+/cmd", "config/#"]).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn unsubscribe_many(&mut self, filters: &[&str]) -> Result<(), Error<T::Error>> {
         self.ensure_connected()?;
         let mut call = Call::new(Some(Command::Unsubscribe(filters)), Goal::UnsubAck);
@@ -340,6 +616,18 @@ where
     /// theirs, from the next call (any call writes what is queued first;
     /// `flush` writes only that). So a burst costs one write per read, not
     /// one per message.
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// loop {
+    ///     client.wait_msg().await?; // the handler has seen one more message
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn wait_msg(&mut self) -> Result<(), Error<T::Error>> {
         self.report_oversize()?;
         self.run(&mut Call::new(None, Goal::Message)).await?;
@@ -351,6 +639,20 @@ where
     /// [`wait_msg`](Self::wait_msg)). Call
     /// it from the application's own loop; it sends PINGREQ when keepalive
     /// requires it.
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// loop {
+    ///     while client.check_msg().await? {} // every message that has arrived
+    ///     // ... the application's own work ...
+    /// #   break;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn check_msg(&mut self) -> Result<bool, Error<T::Error>> {
         self.report_oversize()?;
         let output = self.run(&mut Call::new(None, Goal::MessageNow)).await?;
@@ -365,6 +667,16 @@ where
     }
 
     /// Sends PINGREQ and waits for PINGRESP.
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// client.ping().await?; // the broker answered PINGRESP
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn ping(&mut self) -> Result<(), Error<T::Error>> {
         self.ensure_connected()?;
         self.run(&mut Call::new(Some(Command::PingReq), Goal::PingResp)).await.map(|_| ())
@@ -372,6 +684,17 @@ where
 
     /// Sends DISCONNECT: the broker discards the last will. The state
     /// becomes [`State::Disconnected`]; close the transport afterwards.
+    ///
+    /// ```
+    /// # use embedded_io_async::{Read, Write};
+    /// # async fn example<T: Read + Write>(
+    /// #     mut client: umqtt::Client<'_, T, impl FnMut(&umqtt::Publish<'_>)>,
+    /// # ) -> Result<(), umqtt::Error<T::Error>> {
+    /// client.disconnect().await?;
+    /// // the broker discards the last will; now close the transport
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn disconnect(&mut self) -> Result<(), Error<T::Error>> {
         let command = match self.engine.state() {
             // Nothing may follow DISCONNECT `[MQTT-3.14.4-2]`, even when

@@ -18,6 +18,7 @@ use crate::packet::{Connect, LastWill, ProtocolLevel, QoS};
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct ConnectOptions<'a> {
     /// Client identifier. May be empty with `clean_session`: the broker
     /// then assigns one.

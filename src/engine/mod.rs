@@ -78,6 +78,7 @@ pub const MAX_SUBSCRIBE_TOPICS: usize = 16;
 /// What one inbound packet meant to the application.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// A message to deliver, borrowed from `rx`. Its acknowledgment
     /// (PUBACK, or PUBREC for QoS 2) is already queued, to be written

@@ -108,6 +108,7 @@ impl<'b, S> RecordFramed<'b, S> {
 
 /// A read of [`RecordFramed`] failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FramedError<E> {
     /// The socket failed.
     Transport(E),

@@ -8,6 +8,7 @@ use embedded_io_async::ErrorKind;
 /// usable: close the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// The host, path or an extra header holds a CR, LF or other control
     /// character (or a space in the host or path, a colon in a header
@@ -64,10 +65,13 @@ impl fmt::Display for HandshakeError {
     }
 }
 
+impl core::error::Error for HandshakeError {}
+
 /// A frame from the server that RFC 6455 §5 (or MQTT 3.1.1 §6) forbids.
 /// Fatal: close the socket (RFC 6455 §7.1.7 "fails the connection").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum FrameError {
     /// A masked frame: a server must not mask (§5.1).
     MaskedFrame,
@@ -112,10 +116,13 @@ impl fmt::Display for FrameError {
     }
 }
 
+impl core::error::Error for FrameError {}
+
 /// Everything a [`WsStream`](super::WsStream) or [`connect`](super::connect)
 /// can fail with. `E` is the transport's error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Error<E> {
     /// The transport failed.
     Transport(E),
