@@ -49,13 +49,15 @@
 //! |---|---|
 //! | `defmt` | `defmt::Format` for every public error and packet type; log records through `defmt` |
 //! | `log` | log records through the `log` crate |
-//! | `std` | `umqtt::blocking::StdClock`, and [`blocking::Transport`] for `std::net::TcpStream` (through `embedded-io-adapters`); needs `std` |
+//! | `std` | `umqtt::blocking::StdClock`, [`blocking::Transport`] for `std::net::TcpStream` (through `embedded-io-adapters`) and `umqtt::connect::StdConnector`; needs `std` |
 //! | `mock` | `umqtt::mock`: a scripted transport for host unit tests; implies `std` |
 //! | `tls` | `umqtt::tls`: TLS 1.3 through `embedded-tls`: PEM decoding, certificate verification (ECDSA P-256) |
 //! | `tls-p384` | also verify ECDSA P-384 certificate chains; implies `tls` |
 //! | `tls-rsa` | also verify RSA certificate chains and CertificateVerify, without a heap; implies `tls` |
 //! | `tls-compact-sha2` | SHA-2 without loop unrolling: less flash, slower hashing; implies `tls` |
 //! | `ws` | `umqtt::ws`: MQTT over WebSocket (RFC 6455 client side); with `tls`, `wss` |
+//! | `nal` | `umqtt::connect::TcpConnector`: connect by host name or IP over embedded-nal-async `TcpConnect` + `Dns` (embassy-net's `TcpClient` and `DnsSocket`) |
+//! | `tokio` | `umqtt::connect::TokioConnector`: connect by host name over tokio TCP; implies `std` |
 //!
 //! On docs.rs every feature is enabled and each feature-gated item is marked
 //! with the feature it needs.
