@@ -314,6 +314,9 @@ impl<'a> Call<'a> {
 
 /// What a driver must do next for a call.
 pub(crate) enum Step {
+    /// Record what [`Engine::poll_store`] gives, then
+    /// [`Engine::on_stored`]: nothing else moves until then.
+    Store,
     /// Write (or flush) what [`Engine::poll_transmit`] gives.
     Transmit,
     /// Read as [`Wake`] says (never [`Wake::Now`]).
@@ -348,6 +351,9 @@ pub(crate) fn step(
 ) -> Result<Step, EngineError> {
     let mut now = Now { clock, at: None };
     loop {
+        if engine.poll_store().is_some() {
+            return Ok(Step::Store);
+        }
         if engine.poll_transmit().is_some() {
             // A call waiting for messages handles the packets that have
             // arrived whole before writing, so their acknowledgments join
@@ -381,7 +387,7 @@ pub(crate) fn step(
         if let Some(output) = call.advance(engine, &mut now)? {
             return Ok(Step::Done(output));
         }
-        if engine.poll_transmit().is_some() {
+        if engine.poll_transmit().is_some() || engine.poll_store().is_some() {
             continue;
         }
         if let Some(event) = engine.poll(now.get())? {
