@@ -369,20 +369,20 @@ pub(crate) fn step(
                     return Ok(Step::Done(output));
                 }
             }
-            match engine.poll(now.get())? {
-                Some(event) => {
-                    if let Event::Message(publish) = &event {
-                        handler(publish);
-                    }
-                    call.on_event(&event);
-                    continue;
+            if let Some(event) = engine.poll(now.get())? {
+                if let Event::Message(publish) = &event {
+                    handler(publish);
                 }
-                // Its answer does not fit behind the pending write.
-                None => {
-                    call.writing = true;
-                    return Ok(Step::Transmit);
-                }
+                call.on_event(&event);
+                continue;
             }
+            // A record must be durable first (an inbound QoS 2 message), or
+            // the packet's answer does not fit behind the pending write.
+            if engine.poll_store().is_none() {
+                call.writing = true;
+                return Ok(Step::Transmit);
+            }
+            continue;
         }
         if let Some(output) = call.advance(engine, &mut now)? {
             return Ok(Step::Done(output));

@@ -77,6 +77,13 @@ impl Journal {
         !matches!(self, Self::Off | Self::Idle | Self::Received(_))
     }
 
+    /// Whether a command must wait: an operation is pending, or a recorded
+    /// inbound message waits to be delivered (a command's record would
+    /// take its place).
+    pub(super) fn blocks_commands(self) -> bool {
+        self.is_pending() || matches!(self, Self::Received(_))
+    }
+
     /// Whether persistence is on.
     pub(super) fn is_on(self) -> bool {
         self != Self::Off

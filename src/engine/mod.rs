@@ -596,7 +596,7 @@ impl<'b> Engine<'b> {
         retain: bool,
     ) -> Result<Option<PacketId>, EngineError> {
         self.ensure_connected()?;
-        if self.journal.is_pending() {
+        if self.journal.blocks_commands() {
             return Err(Error::WouldBlock);
         }
         let packet_id = match qos {
@@ -687,7 +687,7 @@ impl<'b> Engine<'b> {
     /// fit beside the stored messages or behind the pending write,
     /// `BufferTooSmall` when it never would.
     fn queue_control(&mut self, packet: &Packet<'_>) -> Result<(), EngineError> {
-        if self.journal.is_pending() {
+        if self.journal.blocks_commands() {
             return Err(Error::WouldBlock);
         }
         match self.tx.queue(packet, 0) {

@@ -1616,3 +1616,16 @@ fn store_without_persistence_no_operation_is_ever_pending() {
     assert!(matches!(poll(&mut e), Ok(Some(Ev::Message { .. }))));
     assert_eq!(e.poll_store(), None);
 }
+
+#[test]
+fn store_a_command_waits_while_a_recorded_message_awaits_delivery() {
+    let (mut rx, mut tx, mut slots) = ([0u8; 64], [0u8; 256], [0u16; 4]);
+    let mut e = persisting(&mut rx, &mut tx, &mut slots);
+    receive(&mut e, &publish_in(QoS::ExactlyOnce, 7, b"m"), at(0));
+    assert_eq!(poll(&mut e), Ok(None));
+    e.on_stored();
+    // A publish now would replace the pending delivery by its record.
+    assert_eq!(e.publish("a/b", b"x", QoS::AtLeastOnce, false), Err(Error::WouldBlock));
+    assert!(matches!(poll(&mut e), Ok(Some(Ev::Message { id: Some(7), .. }))));
+    assert!(e.publish("a/b", b"x", QoS::AtLeastOnce, false).is_ok());
+}
