@@ -1627,5 +1627,6 @@ fn store_a_command_waits_while_a_recorded_message_awaits_delivery() {
     // A publish now would replace the pending delivery by its record.
     assert_eq!(e.publish("a/b", b"x", QoS::AtLeastOnce, false), Err(Error::WouldBlock));
     assert!(matches!(poll(&mut e), Ok(Some(Ev::Message { id: Some(7), .. }))));
+    assert_eq!(sent(&mut e), ["PUBREC #7"]);
     assert!(e.publish("a/b", b"x", QoS::AtLeastOnce, false).is_ok());
 }
