@@ -161,6 +161,13 @@ where
         self.engine.session()
     }
 
+    /// The stored QoS 1 and QoS 2 PUBLISHes not yet acknowledged (PUBACK
+    /// or PUBREC), oldest first; see [`Engine::stored_publishes`]. After a
+    /// store was loaded (the first `connect`), what a reboot left.
+    pub fn stored_publishes(&self) -> impl Iterator<Item = Publish<'_>> {
+        self.engine.stored_publishes()
+    }
+
     /// The connection state.
     pub fn state(&self) -> State {
         self.engine.state()

@@ -452,6 +452,21 @@ impl<'b> Engine<'b> {
         Ok(id)
     }
 
+    /// The stored outbound messages still to be published, oldest first:
+    /// each QoS 1 or QoS 2 PUBLISH awaiting PUBACK or PUBREC (a QoS 2
+    /// message past PUBREC is the broker's, its PUBREL alone is left). For
+    /// an application that resumes its own numbering after loading a
+    /// store.
+    pub fn stored_publishes(&self) -> impl Iterator<Item = Publish<'_>> {
+        let buf = &*self.tx.buf;
+        self.tx.outbox.entries(buf).filter_map(move |e| {
+            match packet::decode(buf.get(e.start..e.end)?).ok()?.packet {
+                Packet::Publish(p) => Some(p),
+                _ => None,
+            }
+        })
+    }
+
     /// Loads one inbound QoS 2 identifier a store recorded as awaiting
     /// PUBREL (into the [`receive_qos2`](Self::receive_qos2) slots).
     pub fn restore_inbound(&mut self, id: PacketId) -> Result<(), EngineError> {

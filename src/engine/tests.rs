@@ -1630,3 +1630,15 @@ fn store_a_command_waits_while_a_recorded_message_awaits_delivery() {
     assert_eq!(sent(&mut e), ["PUBREC #7"]);
     assert!(e.publish("a/b", b"x", QoS::AtLeastOnce, false).is_ok());
 }
+
+#[test]
+fn store_stored_publishes_lists_the_loaded_messages_not_past_pubrec() {
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 256]);
+    let mut e = Engine::new(&mut rx, &mut tx);
+    e.restore_outbound(&publish_bytes(QoS::AtLeastOnce, 3)).unwrap();
+    e.restore_outbound(&[0x62, 2, 0, 4]).unwrap();
+    e.restore_outbound(&publish_bytes(QoS::ExactlyOnce, 5)).unwrap();
+    let ids: Vec<_> =
+        e.stored_publishes().map(|p| (p.packet_id.unwrap().get(), p.payload)).collect();
+    assert_eq!(ids, [(3, &b"hello"[..]), (5, &b"hello"[..])]);
+}
