@@ -186,8 +186,10 @@ where
     /// messages when the session is kept); see
     /// [`Client::connect`](crate::Client::connect).
     pub fn connect(&mut self, opts: &ConnectOptions<'_>) -> Result<Connected, Error<T::Error>> {
-        if self.engine.state() != State::Connecting {
+        if S::PERSISTS && self.engine.state() != State::Connecting {
             self.store.load(&mut self.engine).map_err(Error::Store)?;
+        }
+        if self.engine.state() != State::Connecting {
             self.engine.connect(opts, self.clock.now()).map_err(Error::widen)?;
         }
         match self.run(&mut Call::new(None, Goal::Connected)) {
@@ -209,7 +211,9 @@ where
         opts: &ConnectOptions<'_>,
     ) -> Result<Connected, Error<T::Error>> {
         self.transport = transport;
-        self.store.load(&mut self.engine).map_err(Error::Store)?;
+        if S::PERSISTS {
+            self.store.load(&mut self.engine).map_err(Error::Store)?;
+        }
         self.engine.connect(opts, self.clock.now()).map_err(Error::widen)?;
         self.connect(opts)
     }
@@ -369,6 +373,8 @@ where
             let mut if_ready = false;
             let timeout = match step.map_err(Error::widen)? {
                 Step::Done(output) => return Ok(output),
+                // Never without a store (the engine persists only with one).
+                Step::Store if !S::PERSISTS => continue,
                 Step::Store => {
                     let Some(op) = self.engine.poll_store() else { continue };
                     match self.store.record(op) {

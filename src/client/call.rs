@@ -351,7 +351,7 @@ pub(crate) fn step(
 ) -> Result<Step, EngineError> {
     let mut now = Now { clock, at: None };
     loop {
-        if engine.poll_store().is_some() {
+        if engine.store_pending() {
             return Ok(Step::Store);
         }
         if engine.poll_transmit().is_some() {
@@ -378,7 +378,7 @@ pub(crate) fn step(
             }
             // A record must be durable first (an inbound QoS 2 message), or
             // the packet's answer does not fit behind the pending write.
-            if engine.poll_store().is_none() {
+            if !engine.store_pending() {
                 call.writing = true;
                 return Ok(Step::Transmit);
             }
@@ -387,7 +387,7 @@ pub(crate) fn step(
         if let Some(output) = call.advance(engine, &mut now)? {
             return Ok(Step::Done(output));
         }
-        if engine.poll_transmit().is_some() || engine.poll_store().is_some() {
+        if engine.poll_transmit().is_some() || engine.store_pending() {
             continue;
         }
         if let Some(event) = engine.poll(now.get())? {

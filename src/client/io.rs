@@ -49,6 +49,8 @@ where
                 .map_err(Error::widen)?
             {
                 Step::Done(output) => return Ok(output),
+                // Never without a store (the engine persists only with one).
+                Step::Store if !S::PERSISTS => continue,
                 Step::Store => {
                     let Some(op) = self.engine.poll_store() else { continue };
                     match self.store.record(op).await {

@@ -209,8 +209,10 @@ where
         &mut self,
         opts: &ConnectOptions<'_>,
     ) -> Result<Connected, Error<T::Error>> {
-        if self.engine.state() != State::Connecting {
+        if S::PERSISTS && self.engine.state() != State::Connecting {
             self.store.load(&mut self.engine).await.map_err(Error::Store)?;
+        }
+        if self.engine.state() != State::Connecting {
             self.engine.connect(opts, Instant::now()).map_err(Error::widen)?;
         }
         match self.run(&mut Call::new(None, Goal::Connected)).await {
@@ -232,7 +234,9 @@ where
         opts: &ConnectOptions<'_>,
     ) -> Result<Connected, Error<T::Error>> {
         self.transport = transport;
-        self.store.load(&mut self.engine).await.map_err(Error::Store)?;
+        if S::PERSISTS {
+            self.store.load(&mut self.engine).await.map_err(Error::Store)?;
+        }
         self.engine.connect(opts, Instant::now()).map_err(Error::widen)?;
         self.connect(opts).await
     }

@@ -369,6 +369,12 @@ impl<'b> Engine<'b> {
         self.journal.is_on()
     }
 
+    /// Whether a store operation waits ([`poll_store`](Self::poll_store)
+    /// is `Some`): cheaper to ask than `poll_store`.
+    pub fn store_pending(&self) -> bool {
+        self.journal.is_pending()
+    }
+
     /// The store operation to record before anything else happens, if
     /// any. While one is pending, [`poll_transmit`](Self::poll_transmit)
     /// and [`poll`](Self::poll) give nothing and commands answer

@@ -102,6 +102,10 @@ impl core::fmt::Display for StoreError {
 /// docs](self) for when each operation is called.
 #[allow(async_fn_in_trait)] // no Send bound needed: embedded executors
 pub trait Store {
+    /// Whether this store keeps anything (false only for [`NoStore`]): a
+    /// client without a store links none of the persistence code.
+    const PERSISTS: bool = true;
+
     /// Loads the stored session into `engine` (a new one, before its
     /// first connect): the outbound messages in the order they were
     /// recorded, with [`Engine::restore_outbound`], and the inbound QoS 2
@@ -116,6 +120,9 @@ pub trait Store {
 /// The blocking twin of [`Store`], for the
 /// [`blocking::Client`](crate::blocking::Client).
 pub trait BlockingStore {
+    /// See [`Store::PERSISTS`].
+    const PERSISTS: bool = true;
+
     /// See [`Store::load`].
     fn load(&mut self, engine: &mut Engine<'_>) -> Result<(), StoreError>;
 
@@ -128,6 +135,8 @@ pub trait BlockingStore {
 pub struct NoStore;
 
 impl Store for NoStore {
+    const PERSISTS: bool = false;
+
     async fn load(&mut self, _: &mut Engine<'_>) -> Result<(), StoreError> {
         Ok(())
     }
@@ -138,6 +147,8 @@ impl Store for NoStore {
 }
 
 impl BlockingStore for NoStore {
+    const PERSISTS: bool = false;
+
     fn load(&mut self, _: &mut Engine<'_>) -> Result<(), StoreError> {
         Ok(())
     }
@@ -148,6 +159,8 @@ impl BlockingStore for NoStore {
 }
 
 impl<S: Store> Store for &mut S {
+    const PERSISTS: bool = S::PERSISTS;
+
     async fn load(&mut self, engine: &mut Engine<'_>) -> Result<(), StoreError> {
         S::load(self, engine).await
     }
@@ -158,6 +171,8 @@ impl<S: Store> Store for &mut S {
 }
 
 impl<S: BlockingStore> BlockingStore for &mut S {
+    const PERSISTS: bool = S::PERSISTS;
+
     fn load(&mut self, engine: &mut Engine<'_>) -> Result<(), StoreError> {
         S::load(self, engine)
     }
