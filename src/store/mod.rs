@@ -46,7 +46,8 @@
 //! With feature `store-flash`, [`FlashStore`] keeps the records in a
 //! NOR-flash partition through `sequential-storage` (wear levelling, safe
 //! against power cuts), and [`RamFlash`] / `FileFlash` (with `std`) are
-//! flashes for host tests and tools.
+//! flashes for host tests and tools; [`BlockingFlash`] puts a blocking
+//! `embedded-storage` flash behind the async traits.
 //!
 //! One window remains: an inbound QoS 2 message is delivered right after
 //! its identifier is durable; a power cut after that and before the
@@ -54,6 +55,8 @@
 //! message again). An application that needs its effect exactly once keeps
 //! it durable in the handler itself.
 
+#[cfg(feature = "store-flash")]
+mod adapter;
 #[cfg(all(feature = "store-flash", feature = "std"))]
 mod file;
 #[cfg(feature = "store-flash")]
@@ -61,6 +64,8 @@ mod flash;
 #[cfg(feature = "store-flash")]
 mod ram;
 
+#[cfg(feature = "store-flash")]
+pub use adapter::BlockingFlash;
 #[cfg(all(feature = "store-flash", feature = "std"))]
 pub use file::FileFlash;
 #[cfg(feature = "store-flash")]

@@ -9,6 +9,10 @@
 //! resends the QoS 1 publishes still awaiting PUBACK, and subscribes again
 //! when the broker did not keep the session.
 //!
+//! With the `store` feature the session (the QoS 1 publishes awaiting
+//! PUBACK) is kept in the last 64 KiB of the flash too, so that it
+//! survives a reset: after a reboot the first connect resends them.
+//!
 //! With the `tls` feature each TCP connection is wrapped in umqtt's TLS 1.3
 //! stream (module `tls` below), verifying the broker against `ca.pem`.
 //!
@@ -103,9 +107,7 @@ async fn main(spawner: Spawner) {
     spawner.spawn(unwrap!(cyw43_task(runner)));
 
     control.init(cyw43_firmware::CYW43_43439A0_CLM).await;
-    control
-        .set_power_management(cyw43::PowerManagementMode::PowerSave)
-        .await;
+    control.set_power_management(cyw43::PowerManagementMode::PowerSave).await;
 
     static RESOURCES: StaticCell<StackResources<4>> = StaticCell::new();
     let (stack, runner) = embassy_net::new(
@@ -131,9 +133,8 @@ async fn main(spawner: Spawner) {
     // clean_session(false): the broker keeps our subscription (and queues
     // QoS 1 messages) while we are away, so a reconnect that finds the
     // session present does not need to subscribe again.
-    let opts = ConnectOptions::new(MQTT_CLIENT_ID)
-        .keep_alive_secs(KEEP_ALIVE_SECS)
-        .clean_session(false);
+    let opts =
+        ConnectOptions::new(MQTT_CLIENT_ID).keep_alive_secs(KEEP_ALIVE_SECS).clean_session(false);
 
     #[cfg(feature = "tls")]
     let mut tls = tls::Tls::new(rng);
@@ -147,6 +148,10 @@ async fn main(spawner: Spawner) {
     // its record buffers for its whole life and so cannot be swapped into a
     // running client; the plain build does the same, to keep one code path.
     let mut session = Session::default();
+    #[cfg(feature = "store")]
+    let mut store_buf = [0u8; 1024 + 16];
+    #[cfg(feature = "store")]
+    let mut store = store::open(p.FLASH, &mut store_buf);
     let mut counter: u32 = 0;
     loop {
         let socket = open_connection(&mut control, stack, &tcp, &mut backoff).await;
@@ -155,8 +160,11 @@ async fn main(spawner: Spawner) {
             backoff.wait().await;
             continue;
         };
-        let mut client =
-            Client::with_session(socket, &mut mqtt_rx, &mut mqtt_tx, on_message, session);
+        let client = Client::with_session(socket, &mut mqtt_rx, &mut mqtt_tx, on_message, session);
+        // The first connect loads what the flash holds.
+        #[cfg(feature = "store")]
+        let client = client.with_store(&mut store);
+        let mut client = client;
 
         // With clean_session false, connect resends the QoS 1 publishes the
         // previous connection left unacknowledged, with DUP set.
@@ -218,6 +226,29 @@ async fn main(spawner: Spawner) {
     }
 }
 
+/// The session store in the last 64 KiB of the 2 MiB flash (feature
+/// `store`; memory.x keeps the firmware out of them).
+#[cfg(feature = "store")]
+mod store {
+    use embassy_rp::Peri;
+    use embassy_rp::flash::{Blocking, Flash};
+    use embassy_rp::peripherals::FLASH;
+    use umqtt::store::{BlockingFlash, FlashStore};
+
+    const FLASH_SIZE: usize = 2 * 1024 * 1024;
+    const PARTITION: core::ops::Range<u32> = (FLASH_SIZE - 64 * 1024) as u32..FLASH_SIZE as u32;
+
+    /// The store over the flash, with `buf` for one record (the largest
+    /// PUBLISH plus 16 bytes).
+    pub fn open<'b>(
+        flash: Peri<'static, FLASH>,
+        buf: &'b mut [u8],
+    ) -> FlashStore<'b, BlockingFlash<Flash<'static, FLASH, Blocking, FLASH_SIZE>>> {
+        let flash = BlockingFlash(Flash::new_blocking(flash));
+        defmt::unwrap!(FlashStore::new(flash, PARTITION, buf))
+    }
+}
+
 /// Logs a received message.
 fn on_message(msg: &Publish<'_>) {
     match core::str::from_utf8(msg.payload) {
@@ -248,10 +279,7 @@ async fn open_connection<'d>(
                 continue;
             }
         }
-        if with_timeout(Duration::from_secs(20), stack.wait_config_up())
-            .await
-            .is_err()
-        {
+        if with_timeout(Duration::from_secs(20), stack.wait_config_up()).await.is_err() {
             warn!("no DHCP lease yet");
             backoff.wait().await;
             continue;
@@ -292,9 +320,7 @@ struct Backoff {
 
 impl Backoff {
     const fn new() -> Self {
-        Self {
-            delay_secs: BACKOFF_MIN_SECS,
-        }
+        Self { delay_secs: BACKOFF_MIN_SECS }
     }
 
     fn reset(&mut self) {
