@@ -110,8 +110,9 @@ async fn main(spawner: Spawner) {
     // clean_session(false): the broker keeps our subscription (and queues
     // QoS 1 messages) while we are away, so a reconnect that finds the
     // session present does not need to subscribe again.
-    let opts =
-        ConnectOptions::new(MQTT_CLIENT_ID).keep_alive_secs(KEEP_ALIVE_SECS).clean_session(false);
+    let opts = ConnectOptions::new(MQTT_CLIENT_ID)
+        .keep_alive_secs(KEEP_ALIVE_SECS)
+        .clean_session(false);
 
     // The hardware RNG is a true RNG while the radio runs (esp-radio
     // registers Wi-Fi as its entropy source in `WifiController::new`).
@@ -139,7 +140,8 @@ async fn main(spawner: Spawner) {
             backoff.wait().await;
             continue;
         };
-        let client = Client::with_session(socket, &mut mqtt_rx, &mut mqtt_tx, on_message, session);
+        let client =
+            Client::with_session(socket, &mut mqtt_rx, &mut mqtt_tx, on_message, session);
         // The first connect loads what the flash holds.
         #[cfg(feature = "store")]
         let client = client.with_store(&mut store);
@@ -230,7 +232,10 @@ async fn open_connection<'d>(
                 continue;
             }
         }
-        if with_timeout(Duration::from_secs(20), stack.wait_config_up()).await.is_err() {
+        if with_timeout(Duration::from_secs(20), stack.wait_config_up())
+            .await
+            .is_err()
+        {
             warn!("no DHCP lease yet");
             backoff.wait().await;
             continue;
@@ -271,7 +276,9 @@ struct Backoff {
 
 impl Backoff {
     const fn new() -> Self {
-        Self { delay_secs: BACKOFF_MIN_SECS }
+        Self {
+            delay_secs: BACKOFF_MIN_SECS,
+        }
     }
 
     fn reset(&mut self) {

@@ -107,7 +107,9 @@ async fn main(spawner: Spawner) {
     spawner.spawn(unwrap!(cyw43_task(runner)));
 
     control.init(cyw43_firmware::CYW43_43439A0_CLM).await;
-    control.set_power_management(cyw43::PowerManagementMode::PowerSave).await;
+    control
+        .set_power_management(cyw43::PowerManagementMode::PowerSave)
+        .await;
 
     static RESOURCES: StaticCell<StackResources<4>> = StaticCell::new();
     let (stack, runner) = embassy_net::new(
@@ -133,8 +135,9 @@ async fn main(spawner: Spawner) {
     // clean_session(false): the broker keeps our subscription (and queues
     // QoS 1 messages) while we are away, so a reconnect that finds the
     // session present does not need to subscribe again.
-    let opts =
-        ConnectOptions::new(MQTT_CLIENT_ID).keep_alive_secs(KEEP_ALIVE_SECS).clean_session(false);
+    let opts = ConnectOptions::new(MQTT_CLIENT_ID)
+        .keep_alive_secs(KEEP_ALIVE_SECS)
+        .clean_session(false);
 
     #[cfg(feature = "tls")]
     let mut tls = tls::Tls::new(rng);
@@ -160,7 +163,8 @@ async fn main(spawner: Spawner) {
             backoff.wait().await;
             continue;
         };
-        let client = Client::with_session(socket, &mut mqtt_rx, &mut mqtt_tx, on_message, session);
+        let client =
+            Client::with_session(socket, &mut mqtt_rx, &mut mqtt_tx, on_message, session);
         // The first connect loads what the flash holds.
         #[cfg(feature = "store")]
         let client = client.with_store(&mut store);
@@ -279,7 +283,10 @@ async fn open_connection<'d>(
                 continue;
             }
         }
-        if with_timeout(Duration::from_secs(20), stack.wait_config_up()).await.is_err() {
+        if with_timeout(Duration::from_secs(20), stack.wait_config_up())
+            .await
+            .is_err()
+        {
             warn!("no DHCP lease yet");
             backoff.wait().await;
             continue;
@@ -320,7 +327,9 @@ struct Backoff {
 
 impl Backoff {
     const fn new() -> Self {
-        Self { delay_secs: BACKOFF_MIN_SECS }
+        Self {
+            delay_secs: BACKOFF_MIN_SECS,
+        }
     }
 
     fn reset(&mut self) {
