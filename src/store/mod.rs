@@ -43,10 +43,10 @@
 //! ([`StoreError::Full`]): the new message is neither sent nor kept, and no
 //! older one is dropped.
 //!
-//! With feature `store-flash`, [`FlashStore`] keeps the records in a
+//! With feature `store-flash`, `FlashStore` keeps the records in a
 //! NOR-flash partition through `sequential-storage` (wear levelling, safe
-//! against power cuts), and [`RamFlash`] / `FileFlash` (with `std`) are
-//! flashes for host tests and tools; [`BlockingFlash`] puts a blocking
+//! against power cuts), and `RamFlash` / `FileFlash` (with `std`) are
+//! flashes for host tests and tools; `BlockingFlash` puts a blocking
 //! `embedded-storage` flash behind the async traits.
 //!
 //! One window remains: an inbound QoS 2 message is delivered right after
