@@ -60,6 +60,8 @@ struct Broker {
     inbound_done: u16,
     publishes_seen: u32,
     has_session: bool,
+    /// Hold every acknowledgment until the client waits.
+    hold_all: bool,
 }
 
 fn bytes(p: &Packet<'_>) -> Vec<u8> {
@@ -100,7 +102,11 @@ impl Broker {
 
     /// Every 3rd acknowledgment waits until the client waits.
     fn ack(&mut self, b: Vec<u8>) {
-        if self.publishes_seen % 3 == 0 { self.delayed.push(b) } else { self.send(&b) }
+        if self.hold_all || self.publishes_seen % 3 == 0 {
+            self.delayed.push(b)
+        } else {
+            self.send(&b)
+        }
     }
 
     fn on_bytes(&mut self, data: &[u8]) {
@@ -370,4 +376,44 @@ fn mqtt_3_1_2_4_session_survives_a_power_cut_at_every_flash_word() {
          {INBOUND} inbound QoS 2), all recovered",
         steps + 1
     );
+}
+
+#[test]
+fn store_full_refuses_the_new_publish_and_keeps_every_older_one() {
+    const SMALL: usize = 256;
+    let mut bytes = vec![0xFFu8; SMALL * 2];
+    let mut record = [0u8; 128];
+    let flash = RamFlash::<SMALL>::new(&mut bytes);
+    let mut store = FlashStore::new(flash, 0..(SMALL * 2) as u32, &mut record).unwrap();
+    let broker =
+        RefCell::new(Broker { hold_all: true, inbound_sent: INBOUND, ..Broker::default() });
+    let (mut rx, mut tx, mut slots) = ([0u8; 256], [0u8; 1024], [0u16; 8]);
+    let link = Link { broker: &broker, idle: 0 };
+    let mut client =
+        umqtt::blocking::Client::new(link, &mut rx, &mut tx, |_: &Publish<'_>| {}, Frozen)
+            .receive_qos2(&mut slots)
+            .with_store(&mut store);
+    client.connect(&opts()).unwrap();
+    let mut accepted = 0;
+    let refused = loop {
+        let payload = format!("m{accepted}");
+        match client.publish_no_wait("log", payload.as_bytes(), QoS::AtLeastOnce, false) {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted < 100, "a 512-byte store never fills");
+    };
+    assert_eq!(refused.error, Error::Store(StoreError::Full));
+    assert_eq!(refused.stored, None, "the refused message is not kept");
+    assert!(accepted > 0);
+    assert_eq!(client.in_flight(), accepted, "no older message dropped");
+    // The acknowledgments free the store; publishing goes on.
+    client.wait_all_acked().unwrap();
+    client.publish("log", b"after", QoS::AtLeastOnce, false).unwrap();
+    let b = broker.borrow();
+    for i in 0..accepted {
+        assert_eq!(b.delivered.get(&format!("m{i}")), Some(&1), "m{i}");
+    }
+    assert_eq!(b.delivered.get(&format!("m{accepted}")), None, "the refused one was never sent");
+    assert_eq!(b.delivered.get("after"), Some(&1));
 }
