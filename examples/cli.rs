@@ -7,6 +7,7 @@
 //!         [--will-topic T --will-payload P --will-qos Q --will-retain]
 //! cli pub -h HOST -p PORT -t TOPIC -m MSG [-q 0|1|2] [-r] [-i ID] [-k KEEPALIVE]
 //!         [-u USER -P PASS] [-V 31|311] [--repeat N] [--interval-ms MS]
+//!         [-c --store FILE]
 //! ```
 //!
 //! `sub` prints each payload on its own line (with `-v`: topic, a space,
@@ -19,6 +20,14 @@
 //! at QoS 2 and receives exactly once (`Client::receive_qos2`). The ids of
 //! QoS 2 messages awaiting PUBREL live in the process, so with `-c` a
 //! message the broker redelivers after `sub` was restarted may print twice.
+//!
+//! `pub -c -i ID --store FILE` keeps the session in FILE (a 64 KiB
+//! file-backed flash, `umqtt::store::FlashStore`): a publisher killed and
+//! started again with the same arguments resends what was not
+//! acknowledged (DUP=1, same packet ids) and goes on. `{n}` in MSG is the
+//! message's number, 0..REPEAT; the next number to publish is kept in
+//! FILE.progress, and numbers still in the stored session are not
+//! published again.
 //!
 //! `--ws PATH` (build with `--features ws`) speaks MQTT over a WebSocket
 //! opened on PATH (`ws://`; with the TLS flags, `wss://`).
@@ -33,6 +42,7 @@ use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
 use embedded_io_async::{Read, Write};
+use umqtt::store::{FileFlash, FlashStore, Store};
 use umqtt::{
     Client, ConnectOptions, Error, ProtocolLevel, Publish, QoS, SubscribeReturnCode, SubscribeTopic,
 };
@@ -43,6 +53,7 @@ const USAGE: &str = "usage:
           [--will-topic T --will-payload P --will-qos Q --will-retain]
   cli pub -h HOST -p PORT -t TOPIC -m MSG [-q 0|1|2] [-r] [-i ID] [-k KEEPALIVE]
           [-u USER -P PASS] [-V 31|311] [--repeat N] [--interval-ms MS]
+          [-c --store FILE]   (session in FILE, survives a kill; {n} in MSG: its number)
   TLS (build with --features tls): --cafile FILE [--cert FILE --key FILE]
           [--tls-server-name NAME (default: the host)] [--insecure]; -p defaults to 8883
   WebSocket (build with --features ws): --ws PATH (e.g. /mqtt; with the TLS flags, wss)";
@@ -80,6 +91,8 @@ struct Args {
     retain: bool,
     repeat: u64,
     interval: Duration,
+    /// `--store FILE`: the publisher's session survives a restart.
+    store: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -137,6 +150,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
         retain: false,
         repeat: 1,
         interval: Duration::ZERO,
+        store: None,
     };
     let c = &mut args.connection;
     while let Some(flag) = argv.next() {
@@ -166,7 +180,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             "-t" => args.topics.push(value()?),
             "-q" => args.qos = qos(&flag, &value()?)?,
             "-C" if sub => args.count = Some(number(&flag, &value()?)?),
-            "-c" if sub => c.clean_session = false,
+            "-c" => c.clean_session = false,
             "-v" if sub => args.verbose = true,
             "--will-topic" if sub => c.will_topic = Some(value()?),
             "--will-payload" if sub => c.will_payload = value()?,
@@ -175,6 +189,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             "-m" if !sub => args.message = Some(value()?),
             "-r" if !sub => args.retain = true,
             "--repeat" if !sub => args.repeat = number(&flag, &value()?)?,
+            "--store" if !sub => args.store = Some(value()?.into()),
             "--interval-ms" if !sub => {
                 args.interval = Duration::from_millis(number(&flag, &value()?)?);
             }
@@ -189,6 +204,9 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
     }
     if args.topics.len() > umqtt::MAX_SUBSCRIBE_TOPICS {
         return Err(format!("at most {} -t filters", umqtt::MAX_SUBSCRIBE_TOPICS));
+    }
+    if args.store.is_some() && args.connection.clean_session {
+        return Err("--store needs a persistent session (-c -i ID)".into());
     }
     if !args.connection.clean_session && args.connection.client_id.is_none() {
         return Err("-c needs a client id (-i)".into());
@@ -292,20 +310,85 @@ where
     T::Error: std::fmt::Debug,
 {
     let (topic, message) = (&args.topics[0], args.message.as_deref().unwrap_or_default());
-    let (mut rx, mut tx) = (vec![0u8; 4096], vec![0u8; topic.len() + message.len() + 64]);
-    let mut client = Client::new(transport, &mut rx, &mut tx, |_: &Publish<'_>| {});
+    let packet_len = topic.len() + message.len() + 64;
+    let (mut rx, mut tx) = (vec![0u8; 4096], vec![0u8; packet_len]);
+    let client = Client::new(transport, &mut rx, &mut tx, |_: &Publish<'_>| {});
+    let Some(path) = &args.store else {
+        return publish_all(client, args, 0, None).await;
+    };
+    let flash =
+        FileFlash::open(path, STORE_BYTES).map_err(|e| format!("store {}: {e}", path.display()))?;
+    let mut record = vec![0u8; packet_len + 16];
+    let mut store = FlashStore::new(flash, 0..STORE_BYTES as u32, &mut record)
+        .map_err(|e| format!("store: {e}"))?;
+    let progress = path.with_extension("progress");
+    let next = std::fs::read_to_string(&progress).ok().and_then(|t| t.trim().parse().ok());
+    publish_all(client.with_store(&mut store), args, next.unwrap_or(0), Some(&progress)).await
+}
+
+/// Size of the `--store` file: 16 flash pages of 4 KiB.
+const STORE_BYTES: usize = 64 * 1024;
+
+/// Publishes messages `first..REPEAT` (and with a store, resends what it
+/// held), recording the next number in `progress` after each.
+async fn publish_all<T, S>(
+    mut client: Client<'_, T, impl FnMut(&Publish<'_>), S>,
+    args: &Args,
+    first: u64,
+    progress: Option<&std::path::Path>,
+) -> Result<(), String>
+where
+    T: Read + Write,
+    T::Error: std::fmt::Debug,
+    S: Store,
+{
+    let (topic, message) = (&args.topics[0], args.message.as_deref().unwrap_or_default());
     let default_id = format!("umqtt-pub-{}", std::process::id());
     client.connect(&args.connection.options(&default_id)).await.map_err(context("connect"))?;
-    for n in 0..args.repeat {
-        if n > 0 {
+    // A message stored but not yet counted in `progress` (killed in
+    // between) is resent from the store: not published again.
+    let (prefix, suffix) = message.split_once("{n}").unwrap_or((message, ""));
+    let stored = client
+        .stored_publishes()
+        .filter_map(|p| {
+            std::str::from_utf8(p.payload)
+                .ok()?
+                .strip_prefix(prefix)?
+                .strip_suffix(suffix)?
+                .parse::<u64>()
+                .ok()
+        })
+        .max();
+    let first = first.max(stored.map_or(0, |n| n + 1));
+    for n in first..args.repeat {
+        if n > first {
             // Wait out the interval while answering keepalive.
             if let Ok(Err(e)) = tokio::time::timeout(args.interval, client.wait_msg()).await {
                 return Err(format!("receive: {e}"));
             }
         }
-        let sent = client.publish(topic, message.as_bytes(), args.qos, args.retain).await;
-        sent.map_err(|e| context("publish")(e.error))?;
+        let payload = message.replace("{n}", &n.to_string());
+        if args.qos == QoS::AtMostOnce {
+            let sent = client.publish(topic, payload.as_bytes(), args.qos, args.retain).await;
+            sent.map_err(|e| context("publish")(e.error))?;
+            continue;
+        }
+        // Stored (and written) once this returns; counted in `progress`
+        // before anything else happens, so that a kill leaves message n
+        // either counted or stored as a PUBLISH (a QoS 2 message turns into
+        // its PUBREL, which has no payload, only in a later call).
+        let sent = client.publish_no_wait(topic, payload.as_bytes(), args.qos, args.retain).await;
+        let id = sent.map_err(|e| context("publish")(e.error))?;
+        if let Some(path) = progress {
+            // Written whole or not at all (rename), so a kill leaves it readable.
+            let tmp = path.with_extension("progress.tmp");
+            std::fs::write(&tmp, (n + 1).to_string())
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        client.wait_acked(id).await.map_err(context("publish"))?;
     }
+    client.wait_all_acked().await.map_err(context("wait for acknowledgments"))?;
     client.disconnect().await.map_err(context("disconnect"))
 }
 

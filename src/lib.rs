@@ -78,6 +78,7 @@ mod fmt;
 pub mod mock;
 pub mod packet;
 pub mod session;
+pub mod store;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod topic;

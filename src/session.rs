@@ -122,6 +122,12 @@ impl PacketIds {
         Self { last: PacketId::MAX }
     }
 
+    /// An allocator whose next identifier follows `last` (a session
+    /// loaded from a store carries on after its newest message).
+    pub const fn after(last: PacketId) -> Self {
+        Self { last }
+    }
+
     /// The next identifier for which `in_use` is false, or `None` when all
     /// 65,535 are in use.
     pub fn allocate(&mut self, mut in_use: impl FnMut(PacketId) -> bool) -> Option<PacketId> {
@@ -394,6 +400,28 @@ impl Outbox {
             }
             start += header.packet_len();
         }
+    }
+
+    /// Appends `packet`, one stored PUBLISH (QoS 1 or 2, with its
+    /// identifier) or PUBREL as a store recorded it, behind the stored
+    /// packets, keeping `reserve` bytes free after it. Returns its packet
+    /// identifier; `None` (and nothing changed) when it is not exactly one
+    /// such packet, or does not fit.
+    pub fn push_stored(
+        &mut self,
+        buf: &mut [u8],
+        packet: &[u8],
+        reserve: usize,
+    ) -> Option<PacketId> {
+        let entry = parse_entry(packet, 0).filter(|e| e.end == packet.len())?;
+        let at = self.len;
+        let end = at.checked_add(packet.len())?;
+        if end.checked_add(reserve)? > buf.len() {
+            return None;
+        }
+        buf.get_mut(at..end)?.copy_from_slice(packet);
+        self.push_publish(buf, packet.len());
+        Some(entry.packet_id)
     }
 
     /// Forgets every stored message (a clean session discards them

@@ -14,13 +14,19 @@
 //! connect); never more than `max_in_flight`; a QoS 2 message is only
 //! delivered with receive slots.
 //!
+//! With persistence on (bit 7 of the first configuration byte), a pending
+//! store operation is served before each operation (`on_stored`, or
+//! `on_store_failed` when the operation byte is 0xf1), after checking that
+//! nothing is written while it is pending and that a recorded PUBLISH is
+//! the stored message; a refused PUBLISH leaves the model too.
+//!
 //! Input layout: 3 configuration bytes, then operations (one byte each,
 //! some followed by an argument byte or bytes).
 #![no_main]
 
 use embassy_time::Instant;
 use libfuzzer_sys::fuzz_target;
-use umqtt::engine::{Engine, Event, Transmit};
+use umqtt::engine::{Engine, Event, StoreOp, Transmit};
 use umqtt::packet::{self, DecodeError, Packet, PacketId};
 use umqtt::{ConnectOptions, QoS, State, SubscribeTopic};
 
@@ -93,8 +99,12 @@ fuzz_target!(|data: &[u8]| {
         .max_in_flight(max_in_flight);
     let payload = [0xa5u8; 200];
 
+    let persist = config[0] & 0x80 != 0;
     let mut engine = Engine::new(&mut rx, &mut tx);
     engine.receive_qos2(&mut slots);
+    if persist {
+        engine.persist();
+    }
     let receives_qos2 = engine.receives_qos2();
     let mut now = 0u64;
     // The stored (unfinished) outbound messages, by the model.
@@ -115,6 +125,28 @@ fuzz_target!(|data: &[u8]| {
         }};
     }
     while let Some(op) = ops.next() {
+        if persist && engine.store_pending() {
+            assert!(engine.poll_transmit().is_none(), "a write while a record is pending");
+            let recorded = match engine.poll_store() {
+                Some(StoreOp::Publish { id, packet }) => {
+                    let d = packet::decode(packet).expect("a recorded PUBLISH decodes");
+                    assert!(matches!(d.packet, Packet::Publish(p) if p.packet_id == Some(id)));
+                    assert!(stored.contains(&id), "recorded {id:?} is not a stored message");
+                    Some(id)
+                }
+                Some(_) => None,
+                None => panic!("store_pending without an operation"),
+            };
+            if op == 0xf1 {
+                let refused = engine.on_store_failed();
+                assert_eq!(refused, recorded, "only a new PUBLISH is taken back");
+                stored.retain(|s| Some(*s) != refused);
+            } else {
+                engine.on_stored();
+            }
+            assert_eq!(engine.in_flight(), stored.len(), "the outbox and the model differ");
+            continue;
+        }
         let at = Instant::from_millis(now);
         let arg = op >> 4;
         match op & 0x0f {
@@ -234,6 +266,9 @@ fuzz_target!(|data: &[u8]| {
                 engine = Engine::new(&mut rx, &mut tx);
                 engine.resume(session);
                 engine.receive_qos2(&mut slots);
+                if persist {
+                    engine.persist();
+                }
                 check_written(&written);
                 written.clear();
             }

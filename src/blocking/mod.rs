@@ -42,6 +42,7 @@ use embedded_io::{Read, Write};
 use crate::client::call::{self, Call, Command, Goal, Output, Step, Wake};
 use crate::engine::{Engine, Session, Transmit};
 use crate::packet::{PacketId, Publish, QoS, SubscribeReturnCode, SubscribeTopic};
+use crate::store::{BlockingStore, NoStore};
 use crate::{ConnectOptions, Connected, Error, PublishError, ReturnCodes, State};
 
 /// The time source of the blocking client: any monotonic clock.
@@ -94,12 +95,14 @@ pub trait Transport: Read + Write {
 /// A blocking MQTT 3.1.1 client over the transport `T`, delivering
 /// messages to the handler `H`, with time from the clock `C`; see the
 /// [module docs](self). The buffers are used as by the async
-/// [`Client`](crate::Client).
-pub struct Client<'b, T, H, C> {
+/// [`Client`](crate::Client). With a store `S`
+/// ([`with_store`](Self::with_store)) the session survives a reboot.
+pub struct Client<'b, T, H, C, S = NoStore> {
     engine: Engine<'b>,
     transport: T,
     handler: H,
     clock: C,
+    store: S,
 }
 
 impl<'b, T, H, C> Client<'b, T, H, C>
@@ -124,23 +127,7 @@ where
     /// # }
     /// ```
     pub fn new(transport: T, rx: &'b mut [u8], tx: &'b mut [u8], handler: H, clock: C) -> Self {
-        Self { engine: Engine::new(rx, tx), transport, handler, clock }
-    }
-
-    /// Enables QoS 2 reception, exactly once; see
-    /// [`Client::receive_qos2`](crate::Client::receive_qos2).
-    ///
-    /// ```
-    /// # fn example<T: umqtt::blocking::Transport, C: umqtt::blocking::Clock>(socket: T, clock: C) {
-    /// let (mut rx, mut tx, mut slots) = ([0u8; 512], [0u8; 512], [0u16; 20]);
-    /// let client = umqtt::blocking::Client::new(socket, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {}, clock)
-    ///     .receive_qos2(&mut slots);
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn receive_qos2(mut self, slots: &'b mut [u16]) -> Self {
-        self.engine.receive_qos2(slots);
-        self
+        Self { engine: Engine::new(rx, tx), transport, handler, clock, store: NoStore }
     }
 
     /// A client that continues the session a dropped client left; see
@@ -176,6 +163,38 @@ where
         let mut client = Self::new(transport, rx, tx, handler, clock);
         client.engine.resume(session);
         client
+    }
+}
+
+impl<'b, T, H, C, S> Client<'b, T, H, C, S>
+where
+    T: Transport,
+    H: FnMut(&Publish<'_>),
+    C: Clock,
+    S: BlockingStore,
+{
+    /// The same client keeping its session in `store` too; see
+    /// [`Client::with_store`](crate::Client::with_store).
+    pub fn with_store<S2: BlockingStore>(self, store: S2) -> Client<'b, T, H, C, S2> {
+        let Self { mut engine, transport, handler, clock, store: _ } = self;
+        engine.persist();
+        Client { engine, transport, handler, clock, store }
+    }
+
+    /// Enables QoS 2 reception, exactly once; see
+    /// [`Client::receive_qos2`](crate::Client::receive_qos2).
+    ///
+    /// ```
+    /// # fn example<T: umqtt::blocking::Transport, C: umqtt::blocking::Clock>(socket: T, clock: C) {
+    /// let (mut rx, mut tx, mut slots) = ([0u8; 512], [0u8; 512], [0u16; 20]);
+    /// let client = umqtt::blocking::Client::new(socket, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {}, clock)
+    ///     .receive_qos2(&mut slots);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn receive_qos2(mut self, slots: &'b mut [u16]) -> Self {
+        self.engine.receive_qos2(slots);
+        self
     }
 
     /// Ends the client, keeping its session for
@@ -299,6 +318,9 @@ where
     /// # }
     /// ```
     pub fn connect(&mut self, opts: &ConnectOptions<'_>) -> Result<Connected, Error<T::Error>> {
+        if S::PERSISTS && self.engine.state() != State::Connecting {
+            self.store.load(&mut self.engine).map_err(Error::Store)?;
+        }
         if self.engine.state() != State::Connecting {
             self.engine.connect(opts, self.clock.now()).map_err(Error::widen)?;
         }
@@ -334,6 +356,9 @@ where
         opts: &ConnectOptions<'_>,
     ) -> Result<Connected, Error<T::Error>> {
         self.transport = transport;
+        if S::PERSISTS {
+            self.store.load(&mut self.engine).map_err(Error::Store)?;
+        }
         self.engine.connect(opts, self.clock.now()).map_err(Error::widen)?;
         self.connect(opts)
     }
@@ -368,7 +393,10 @@ where
         let mut call = call::publish(topic, payload, qos, retain, true);
         match self.run(&mut call) {
             Ok(_) => Ok(()),
-            Err(error) => Err(PublishError { error, stored: call.id() }),
+            Err(error) => Err(PublishError {
+                error,
+                stored: call.id().filter(|id| self.engine.is_in_flight(*id)),
+            }),
         }
     }
 
@@ -403,7 +431,10 @@ where
         match self.run(&mut call) {
             Ok(Output::Id(Some(id))) => Ok(id),
             Ok(_) => Err(PublishError { error: Error::NotConnected, stored: None }),
-            Err(error) => Err(PublishError { error, stored: call.id() }),
+            Err(error) => Err(PublishError {
+                error,
+                stored: call.id().filter(|id| self.engine.is_in_flight(*id)),
+            }),
         }
     }
 
@@ -659,6 +690,19 @@ where
             let mut if_ready = false;
             let timeout = match step.map_err(Error::widen)? {
                 Step::Done(output) => return Ok(output),
+                // Never without a store (the engine persists only with one).
+                Step::Store if !S::PERSISTS => continue,
+                Step::Store => {
+                    let Some(op) = self.engine.poll_store() else { continue };
+                    match self.store.record(op) {
+                        Ok(()) => self.engine.on_stored(),
+                        Err(e) => {
+                            self.engine.on_store_failed();
+                            return Err(Error::Store(e));
+                        }
+                    }
+                    continue;
+                }
                 Step::Transmit => {
                     let result = match self.engine.poll_transmit() {
                         Some(Transmit::Write(bytes)) => self.transport.write(bytes),

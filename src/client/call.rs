@@ -314,6 +314,9 @@ impl<'a> Call<'a> {
 
 /// What a driver must do next for a call.
 pub(crate) enum Step {
+    /// Record what [`Engine::poll_store`] gives, then
+    /// [`Engine::on_stored`]: nothing else moves until then.
+    Store,
     /// Write (or flush) what [`Engine::poll_transmit`] gives.
     Transmit,
     /// Read as [`Wake`] says (never [`Wake::Now`]).
@@ -348,6 +351,9 @@ pub(crate) fn step(
 ) -> Result<Step, EngineError> {
     let mut now = Now { clock, at: None };
     loop {
+        if engine.store_pending() {
+            return Ok(Step::Store);
+        }
         if engine.poll_transmit().is_some() {
             // A call waiting for messages handles the packets that have
             // arrived whole before writing, so their acknowledgments join
@@ -363,25 +369,25 @@ pub(crate) fn step(
                     return Ok(Step::Done(output));
                 }
             }
-            match engine.poll(now.get())? {
-                Some(event) => {
-                    if let Event::Message(publish) = &event {
-                        handler(publish);
-                    }
-                    call.on_event(&event);
-                    continue;
+            if let Some(event) = engine.poll(now.get())? {
+                if let Event::Message(publish) = &event {
+                    handler(publish);
                 }
-                // Its answer does not fit behind the pending write.
-                None => {
-                    call.writing = true;
-                    return Ok(Step::Transmit);
-                }
+                call.on_event(&event);
+                continue;
             }
+            // A record must be durable first (an inbound QoS 2 message), or
+            // the packet's answer does not fit behind the pending write.
+            if !engine.store_pending() {
+                call.writing = true;
+                return Ok(Step::Transmit);
+            }
+            continue;
         }
         if let Some(output) = call.advance(engine, &mut now)? {
             return Ok(Step::Done(output));
         }
-        if engine.poll_transmit().is_some() {
+        if engine.poll_transmit().is_some() || engine.store_pending() {
             continue;
         }
         if let Some(event) = engine.poll(now.get())? {

@@ -125,6 +125,11 @@ pub enum Error<E> {
     /// written. Nothing was queued; an awaiting call (`publish_no_wait`,
     /// `flush`) makes room.
     WouldBlock,
+    /// The session store failed (see [`crate::store`]). For a publish
+    /// ([`StoreError::Full`](crate::store::StoreError::Full) included) the
+    /// message was neither sent nor kept; any other record is tried again
+    /// by the next call, before anything else is written.
+    Store(crate::store::StoreError),
 }
 
 impl<E> Error<E> {
@@ -169,6 +174,7 @@ impl Error<Infallible> {
             Self::WouldBlock => Error::WouldBlock,
             Self::NoPacketId => Error::NoPacketId,
             Self::ReceiveSlotsFull => Error::ReceiveSlotsFull,
+            Self::Store(e) => Error::Store(e),
         }
     }
 }
@@ -264,6 +270,7 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
             Self::WouldBlock => f.write_str("cannot queue now: window or transmit buffer full"),
             Self::NoPacketId => f.write_str("every packet identifier is in use"),
             Self::ReceiveSlotsFull => f.write_str("every QoS 2 receive slot awaits a PUBREL"),
+            Self::Store(e) => write!(f, "session store: {e}"),
         }
     }
 }

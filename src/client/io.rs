@@ -18,6 +18,7 @@ use super::call::{self, Call, Output, Step, Wake};
 use super::{Client, Error, State};
 use crate::engine::Transmit;
 use crate::packet;
+use crate::store::Store;
 
 /// Polls `fut` once: its output if ready, `None` (and `fut` dropped) if not.
 async fn poll_once<F: Future>(fut: F) -> Option<F::Output> {
@@ -31,10 +32,11 @@ async fn poll_once<F: Future>(fut: F) -> Option<F::Output> {
     .await
 }
 
-impl<T, H> Client<'_, T, H>
+impl<T, H, S> Client<'_, T, H, S>
 where
     T: Read + Write,
     H: FnMut(&packet::Publish<'_>),
+    S: Store,
 {
     pub(super) fn ensure_connected(&self) -> Result<(), Error<T::Error>> {
         if self.engine.state() == State::Connected { Ok(()) } else { Err(Error::NotConnected) }
@@ -47,6 +49,18 @@ where
                 .map_err(Error::widen)?
             {
                 Step::Done(output) => return Ok(output),
+                // Never without a store (the engine persists only with one).
+                Step::Store if !S::PERSISTS => continue,
+                Step::Store => {
+                    let Some(op) = self.engine.poll_store() else { continue };
+                    match self.store.record(op).await {
+                        Ok(()) => self.engine.on_stored(),
+                        Err(e) => {
+                            self.engine.on_store_failed();
+                            return Err(Error::Store(e));
+                        }
+                    }
+                }
                 Step::Transmit => {
                     let result = match self.engine.poll_transmit() {
                         Some(Transmit::Write(bytes)) => self.transport.write(bytes).await,

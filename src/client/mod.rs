@@ -45,6 +45,7 @@ use embedded_io_async::{Read, Write};
 
 use crate::engine::{Engine, Session};
 use crate::packet::{PacketId, Publish, QoS, SubscribeReturnCode, SubscribeTopic};
+use crate::store::{NoStore, Store};
 use call::{Call, Command, Goal, Output};
 
 pub use crate::engine::MAX_SUBSCRIBE_TOPICS;
@@ -58,10 +59,13 @@ pub type ReturnCodes = heapless::Vec<SubscribeReturnCode, MAX_SUBSCRIBE_TOPICS>;
 /// The caller owns the buffers: `rx` holds one inbound packet (larger ones
 /// are drained and reported), `tx` holds one outbound packet plus the QoS 1
 /// and QoS 2 messages not yet complete, kept for resend after a reconnect.
-pub struct Client<'b, T, H> {
+/// With a store `S` ([`with_store`](Self::with_store)) they survive a
+/// reboot too.
+pub struct Client<'b, T, H, S = NoStore> {
     engine: Engine<'b>,
     transport: T,
     handler: H,
+    store: S,
 }
 
 impl<'b, T, H> Client<'b, T, H>
@@ -83,24 +87,7 @@ where
     /// # }
     /// ```
     pub fn new(transport: T, rx: &'b mut [u8], tx: &'b mut [u8], handler: H) -> Self {
-        Self { engine: Engine::new(rx, tx), transport, handler }
-    }
-
-    /// Enables QoS 2 reception (and QoS 2 subscriptions), exactly once:
-    /// `slots` keeps the packet identifiers of QoS 2 messages delivered and
-    /// awaiting PUBREL; see [`Engine::receive_qos2`].
-    ///
-    /// ```
-    /// # fn f<T: embedded_io_async::Read + embedded_io_async::Write>(socket: T) {
-    /// let (mut rx, mut tx, mut slots) = ([0u8; 512], [0u8; 512], [0u16; 20]);
-    /// let client = umqtt::Client::new(socket, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {})
-    ///     .receive_qos2(&mut slots);
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn receive_qos2(mut self, slots: &'b mut [u16]) -> Self {
-        self.engine.receive_qos2(slots);
-        self
+        Self { engine: Engine::new(rx, tx), transport, handler, store: NoStore }
     }
 
     /// A client that continues the session a dropped client left in
@@ -146,6 +133,55 @@ where
         client.engine.resume(session);
         client
     }
+}
+
+impl<'b, T, H, S> Client<'b, T, H, S>
+where
+    T: Read + Write,
+    H: FnMut(&Publish<'_>),
+    S: Store,
+{
+    /// The same client keeping its session in `store` too, so that its
+    /// unfinished QoS 1 and QoS 2 messages and its inbound QoS 2 state
+    /// survive a reboot (see [`crate::store`]): the first
+    /// [`connect`](Self::connect) loads what the store holds, and from
+    /// then on every change is recorded before the packet it concerns is
+    /// written. Pass the store by value or as `&mut`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "store-flash")]
+    /// # fn f<T: embedded_io_async::Read + embedded_io_async::Write>(socket: T) {
+    /// use umqtt::store::{FlashStore, RamFlash};
+    /// let mut flash_bytes = [0xFFu8; 4 * 4096];
+    /// let (mut rx, mut tx, mut record) = ([0u8; 512], [0u8; 512], [0u8; 528]);
+    /// let flash = RamFlash::<4096>::new(&mut flash_bytes);
+    /// let mut store = FlashStore::new(flash, 0..4 * 4096, &mut record).unwrap();
+    /// let client = umqtt::Client::new(socket, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {})
+    ///     .with_store(&mut store);
+    /// # }
+    /// ```
+    pub fn with_store<S2: Store>(self, store: S2) -> Client<'b, T, H, S2> {
+        let Self { mut engine, transport, handler, store: _ } = self;
+        engine.persist();
+        Client { engine, transport, handler, store }
+    }
+
+    /// Enables QoS 2 reception (and QoS 2 subscriptions), exactly once:
+    /// `slots` keeps the packet identifiers of QoS 2 messages delivered and
+    /// awaiting PUBREL; see [`Engine::receive_qos2`].
+    ///
+    /// ```
+    /// # fn f<T: embedded_io_async::Read + embedded_io_async::Write>(socket: T) {
+    /// let (mut rx, mut tx, mut slots) = ([0u8; 512], [0u8; 512], [0u16; 20]);
+    /// let client = umqtt::Client::new(socket, &mut rx, &mut tx, |_: &umqtt::Publish<'_>| {})
+    ///     .receive_qos2(&mut slots);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn receive_qos2(mut self, slots: &'b mut [u16]) -> Self {
+        self.engine.receive_qos2(slots);
+        self
+    }
 
     /// Ends the client, keeping what [`with_session`](Self::with_session)
     /// needs to continue its session on a new transport. The stored
@@ -171,6 +207,13 @@ where
     /// ```
     pub fn into_session(self) -> Session {
         self.engine.session()
+    }
+
+    /// The stored QoS 1 and QoS 2 PUBLISHes not yet acknowledged (PUBACK
+    /// or PUBREC), oldest first; see [`Engine::stored_publishes`]. After a
+    /// store was loaded (the first `connect`), what a reboot left.
+    pub fn stored_publishes(&self) -> impl Iterator<Item = Publish<'_>> {
+        self.engine.stored_publishes()
     }
 
     /// The connection state.
@@ -284,6 +327,9 @@ where
         &mut self,
         opts: &ConnectOptions<'_>,
     ) -> Result<Connected, Error<T::Error>> {
+        if S::PERSISTS && self.engine.state() != State::Connecting {
+            self.store.load(&mut self.engine).await.map_err(Error::Store)?;
+        }
         if self.engine.state() != State::Connecting {
             self.engine.connect(opts, Instant::now()).map_err(Error::widen)?;
         }
@@ -319,6 +365,9 @@ where
         opts: &ConnectOptions<'_>,
     ) -> Result<Connected, Error<T::Error>> {
         self.transport = transport;
+        if S::PERSISTS {
+            self.store.load(&mut self.engine).await.map_err(Error::Store)?;
+        }
         self.engine.connect(opts, Instant::now()).map_err(Error::widen)?;
         self.connect(opts).await
     }
@@ -355,7 +404,7 @@ where
         let mut call = call::publish(topic, payload, qos, retain, true);
         match self.run(&mut call).await {
             Ok(_) => Ok(()),
-            Err(error) => Err(PublishError { error, stored: call.id() }),
+            Err(error) => Err(PublishError { error, stored: self.stored(&call) }),
         }
     }
 
@@ -396,7 +445,7 @@ where
         match self.run(&mut call).await {
             Ok(Output::Id(Some(id))) => Ok(id),
             Ok(_) => Err(PublishError { error: Error::NotConnected, stored: None }),
-            Err(error) => Err(PublishError { error, stored: call.id() }),
+            Err(error) => Err(PublishError { error, stored: self.stored(&call) }),
         }
     }
 
@@ -658,6 +707,12 @@ where
         let output = self.run(&mut Call::new(None, Goal::MessageNow)).await?;
         let delivered = matches!(output, Output::Delivered(true));
         self.report_oversize().map(|()| delivered)
+    }
+
+    /// Whether the message of a failed publish `call` is kept (a store
+    /// that refused it took it back).
+    fn stored(&self, call: &Call<'_>) -> Option<PacketId> {
+        call.id().filter(|id| self.engine.is_in_flight(*id))
     }
 
     /// An oversize packet met since the last report, as an error.

@@ -24,12 +24,19 @@ pub(super) struct Drain {
     packet_type: PacketType,
     /// QoS of a PUBLISH (QoS 0 for other packets).
     qos: QoS,
-    topic_len: Option<u16>,
-    /// Once done: whether the packet was acknowledged.
-    acknowledged: bool,
-    /// Done and handled: kept only as the report of the oversize packet.
-    finished: bool,
+    /// The PUBLISH's topic length, if [`TOPIC_LEN`] is set.
+    topic_len: u16,
+    /// [`TOPIC_LEN`], [`ACKNOWLEDGED`], [`FINISHED`]: one byte, so the
+    /// drain takes 20 bytes and the engine stays within its size budget.
+    flags: u8,
 }
+
+/// `Drain::topic_len` was read.
+const TOPIC_LEN: u8 = 1;
+/// Once done: the packet was acknowledged.
+const ACKNOWLEDGED: u8 = 2;
+/// Done and handled: kept only as the report of the oversize packet.
+const FINISHED: u8 = 4;
 
 impl Drain {
     /// Starts draining the packet `header` describes, of which `buffered`
@@ -46,9 +53,8 @@ impl Drain {
             id_bytes: 0,
             packet_type: header.packet_type,
             qos: QoS::AtMostOnce,
-            topic_len: None,
-            acknowledged: false,
-            finished: false,
+            topic_len: 0,
+            flags: 0,
         };
         if header.packet_type == PacketType::Publish {
             drain.qos = QoS::from_bits((header.flags >> 1) & 0b11).unwrap_or(QoS::AtMostOnce);
@@ -56,7 +62,8 @@ impl Drain {
             match buffered.get(topic_len_at..topic_len_at + 2) {
                 Some(&[hi, lo]) => {
                     let topic_len = u16::from_be_bytes([hi, lo]);
-                    drain.topic_len = Some(topic_len);
+                    drain.topic_len = topic_len;
+                    drain.flags |= TOPIC_LEN;
                     if (header.flags >> 1) & 0b11 != 0 {
                         drain.id_at =
                             u32::try_from(topic_len_at + 2 + usize::from(topic_len)).unwrap_or(0);
@@ -111,17 +118,17 @@ impl Drain {
 
     /// Records that the packet was acknowledged.
     pub(super) fn set_acknowledged(&mut self) {
-        self.acknowledged = true;
+        self.flags |= ACKNOWLEDGED;
     }
 
     /// Marks the drained packet handled (acknowledged if it had to be).
     pub(super) fn finish(&mut self) {
-        self.finished = true;
+        self.flags |= FINISHED;
     }
 
     /// Whether the drained packet was handled: only its report is left.
     pub(super) fn is_finished(&self) -> bool {
-        self.finished
+        self.flags & FINISHED != 0
     }
 
     /// What to tell the caller.
@@ -129,8 +136,8 @@ impl Drain {
         Oversize {
             packet_type: self.packet_type,
             size: self.seen as usize,
-            topic_len: self.topic_len,
-            acknowledged: self.acknowledged,
+            topic_len: (self.flags & TOPIC_LEN != 0).then_some(self.topic_len),
+            acknowledged: self.flags & ACKNOWLEDGED != 0,
         }
     }
 }

@@ -44,11 +44,20 @@ impl<'b> AwaitingRelease<'b> {
         }
     }
 
-    /// Removes `id` (its PUBREL arrived); nothing if it is not stored.
-    pub(super) fn remove(&mut self, id: PacketId) {
-        if let Some(slot) = self.slots.iter_mut().find(|slot| **slot == id.get()) {
-            *slot = 0;
+    /// Removes `id` (its PUBREL arrived); returns whether it was stored.
+    pub(super) fn remove(&mut self, id: PacketId) -> bool {
+        match self.slots.iter_mut().find(|slot| **slot == id.get()) {
+            Some(slot) => {
+                *slot = 0;
+                true
+            }
+            None => false,
         }
+    }
+
+    /// Whether no identifier awaits its PUBREL.
+    pub(super) fn is_empty(&self) -> bool {
+        self.slots.iter().all(|slot| *slot == 0)
     }
 
     /// Forgets every identifier (a clean session starts without them).

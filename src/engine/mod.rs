@@ -46,6 +46,7 @@
 
 mod drain;
 mod inbound;
+mod journal;
 #[cfg(test)]
 mod tests;
 
@@ -62,6 +63,8 @@ use crate::packet::{
 use crate::session::{KeepAlive, KeepAliveAction, Outbox, PacketIds, Stage, move_down};
 use drain::Drain;
 use inbound::AwaitingRelease;
+use journal::Journal;
+pub use journal::StoreOp;
 
 /// An engine error: an [`Error`] without a transport error, since the
 /// engine does no I/O.
@@ -292,6 +295,8 @@ pub struct Engine<'b> {
     /// Messages the last clean-session connect discarded.
     discarded: u16,
     max_in_flight: u16,
+    /// The store operation that must be durable before the wire goes on.
+    journal: Journal,
 }
 
 impl<'b> Engine<'b> {
@@ -311,6 +316,7 @@ impl<'b> Engine<'b> {
             session_present: false,
             discarded: 0,
             max_in_flight: 16,
+            journal: Journal::Off,
         }
     }
 
@@ -344,6 +350,138 @@ impl<'b> Engine<'b> {
             self.tx.outbox = session.outbox;
         }
         self.ids = session.ids;
+    }
+
+    // ---- persistence ----
+
+    /// Turns persistence on: from now on every change of the session state
+    /// that must survive a reboot is handed out by
+    /// [`poll_store`](Self::poll_store), and the wire waits until the
+    /// driver reports it durable with [`on_stored`](Self::on_stored). See
+    /// [`crate::store`] for the ordering rules.
+    pub fn persist(&mut self) {
+        if !self.journal.is_on() {
+            self.journal = Journal::Idle;
+        }
+    }
+
+    /// Whether persistence is on ([`persist`](Self::persist)).
+    pub fn persists(&self) -> bool {
+        self.journal.is_on()
+    }
+
+    /// Whether a store operation waits ([`poll_store`](Self::poll_store)
+    /// is `Some`): cheaper to ask than `poll_store`.
+    pub fn store_pending(&self) -> bool {
+        self.journal.is_pending()
+    }
+
+    /// The store operation to record before anything else happens, if
+    /// any. While one is pending, [`poll_transmit`](Self::poll_transmit)
+    /// and [`poll`](Self::poll) give nothing and commands answer
+    /// [`Error::WouldBlock`].
+    pub fn poll_store(&self) -> Option<StoreOp<'_>> {
+        let stored = |id| {
+            self.tx
+                .outbox
+                .find(self.tx.buf, id)
+                .and_then(|e| self.tx.buf.get(e.start..e.end))
+                .unwrap_or_default()
+        };
+        Some(match self.journal {
+            Journal::Off | Journal::Idle | Journal::Received(_) => return None,
+            Journal::Publish(id) => StoreOp::Publish { id, packet: stored(id) },
+            Journal::Release(id) => StoreOp::Release { id, packet: stored(id) },
+            Journal::Complete(id) => StoreOp::Complete(id),
+            Journal::Receive(id) | Journal::ReceiveDrained(id) => StoreOp::Receive(id),
+            Journal::Released(id) => StoreOp::Released(id),
+            Journal::ClearReceived => StoreOp::ClearReceived,
+            Journal::Clear => StoreOp::Clear,
+        })
+    }
+
+    /// The operation [`poll_store`](Self::poll_store) gave is durable: the
+    /// wire may go on (and an inbound QoS 2 message waiting for its record
+    /// is delivered by the next [`poll`](Self::poll)).
+    pub fn on_stored(&mut self) {
+        self.journal = match self.journal {
+            Journal::Receive(id) => {
+                // A free slot was checked when the operation was made.
+                if !self.awaiting_release.contains(id) && !self.awaiting_release.insert(id) {
+                    self.phase = Phase::Failed;
+                }
+                Journal::Received(id)
+            }
+            Journal::Off => Journal::Off,
+            _ => Journal::Idle,
+        };
+    }
+
+    /// The store could not record the pending operation. A new message
+    /// ([`StoreOp::Publish`]) is taken back, unsent, and its identifier
+    /// returned: the publish failed and nothing was stored. Any other
+    /// operation stays pending, to be recorded by a later try (the wire
+    /// waits until then).
+    pub fn on_store_failed(&mut self) -> Option<PacketId> {
+        let Journal::Publish(id) = self.journal else { return None };
+        let tx = &mut self.tx;
+        if let Some(entry) = tx.outbox.find(tx.buf, id) {
+            tx.outbox.remove_entry(tx.buf, entry);
+            tx.write = match tx.write.get() {
+                Some((start, _)) if start < entry.start => Some((start, entry.start)).into(),
+                _ => Pending::NONE,
+            };
+        }
+        self.journal = Journal::Idle;
+        Some(id)
+    }
+
+    /// Loads one outbound message a store recorded, the next in the
+    /// stored order: `packet` is its PUBLISH (QoS 1 or 2) or its PUBREL.
+    /// Before the first [`connect`](Self::connect); the next connect with
+    /// `clean_session` false resends it as after a reconnect.
+    /// [`Error::BufferTooSmall`] when it does not fit `tx`,
+    /// [`Error::InvalidArgument`] when it is not such a packet.
+    pub fn restore_outbound(&mut self, packet: &[u8]) -> Result<PacketId, EngineError> {
+        if self.phase != Phase::Disconnected || self.tx.write.is_some() {
+            return Err(Error::WouldBlock);
+        }
+        let tx = &mut self.tx;
+        let needed = tx.outbox.len() + packet.len() + CONTROL_RESERVE;
+        if needed > tx.buf.len() {
+            return Err(Error::BufferTooSmall { needed });
+        }
+        let id = tx
+            .outbox
+            .push_stored(tx.buf, packet, CONTROL_RESERVE)
+            .ok_or(Error::InvalidArgument(Malformed::Truncated))?;
+        self.ids = PacketIds::after(id);
+        Ok(id)
+    }
+
+    /// The stored outbound messages still to be published, oldest first:
+    /// each QoS 1 or QoS 2 PUBLISH awaiting PUBACK or PUBREC (a QoS 2
+    /// message past PUBREC is the broker's, its PUBREL alone is left). For
+    /// an application that resumes its own numbering after loading a
+    /// store.
+    pub fn stored_publishes(&self) -> impl Iterator<Item = Publish<'_>> {
+        let buf = &*self.tx.buf;
+        self.tx.outbox.entries(buf).filter_map(move |e| {
+            match packet::decode(buf.get(e.start..e.end)?).ok()?.packet {
+                Packet::Publish(p) => Some(p),
+                _ => None,
+            }
+        })
+    }
+
+    /// Loads one inbound QoS 2 identifier a store recorded as awaiting
+    /// PUBREL (into the [`receive_qos2`](Self::receive_qos2) slots).
+    pub fn restore_inbound(&mut self, id: PacketId) -> Result<(), EngineError> {
+        let slots = &mut self.awaiting_release;
+        if !slots.is_enabled() {
+            return Err(Error::InvalidArgument(Malformed::InvalidQoS));
+        }
+        if slots.contains(id) || slots.insert(id) { Ok(()) } else { Err(Error::ReceiveSlotsFull) }
     }
 
     /// The connection state.
@@ -437,6 +575,18 @@ impl<'b> Engine<'b> {
         self.max_in_flight = opts.max_in_flight;
         self.keep_alive = KeepAlive::new(opts.keep_alive_secs, now);
         self.discarded = 0;
+        match self.journal {
+            // The PUBLISH it was for is gone with `rx`: the broker sends it
+            // again, to be delivered then, so its identifier must go.
+            Journal::Received(id) | Journal::Receive(id) => {
+                self.awaiting_release.remove(id);
+                self.journal = Journal::Released(id);
+            }
+            _ => {}
+        }
+        if opts.clean_session && self.journal.is_on() {
+            self.journal = Journal::Clear;
+        }
         if opts.clean_session {
             self.discarded = u16::try_from(self.tx.outbox.count()).unwrap_or(u16::MAX);
             if self.discarded > 0 {
@@ -468,6 +618,9 @@ impl<'b> Engine<'b> {
         retain: bool,
     ) -> Result<Option<PacketId>, EngineError> {
         self.ensure_connected()?;
+        if self.journal.blocks_commands() {
+            return Err(Error::WouldBlock);
+        }
         let packet_id = match qos {
             QoS::AtMostOnce => None,
             QoS::AtLeastOnce | QoS::ExactlyOnce => {
@@ -490,8 +643,11 @@ impl<'b> Engine<'b> {
             }
             Err(e) => return Err(e),
         };
-        if packet_id.is_some() {
+        if let Some(id) = packet_id {
             self.tx.outbox.push_publish(self.tx.buf, end - start);
+            if self.journal.is_on() {
+                self.journal = Journal::Publish(id);
+            }
         }
         Ok(packet_id)
     }
@@ -553,6 +709,9 @@ impl<'b> Engine<'b> {
     /// fit beside the stored messages or behind the pending write,
     /// `BufferTooSmall` when it never would.
     fn queue_control(&mut self, packet: &Packet<'_>) -> Result<(), EngineError> {
+        if self.journal.blocks_commands() {
+            return Err(Error::WouldBlock);
+        }
         match self.tx.queue(packet, 0) {
             Ok(_) => Ok(()),
             Err(Error::BufferTooSmall { .. })
@@ -568,6 +727,9 @@ impl<'b> Engine<'b> {
 
     /// What to write next, if anything.
     pub fn poll_transmit(&self) -> Option<Transmit<'_>> {
+        if self.journal.is_pending() {
+            return None; // held back until the record is durable
+        }
         let (start, end) = self.tx.write.get()?;
         match self.tx.buf.get(start..end) {
             Some(bytes) if !bytes.is_empty() => Some(Transmit::Write(bytes)),
@@ -660,7 +822,7 @@ impl<'b> Engine<'b> {
     /// the next one must wait until the pending write is done (its answer
     /// does not fit behind it, or it changes the stored messages under it).
     pub fn poll(&mut self, now: Instant) -> Result<Option<Event<'_>>, EngineError> {
-        if matches!(self.phase, Phase::Failed | Phase::Disconnected) {
+        if matches!(self.phase, Phase::Failed | Phase::Disconnected) || self.journal.is_pending() {
             return Ok(None);
         }
         match self.rx.drain {
@@ -709,6 +871,9 @@ impl<'b> Engine<'b> {
             if !ack.session_present {
                 // The broker has no session: no PUBREL comes for the ids
                 // awaiting one, and its new messages may reuse them.
+                if self.journal.is_on() && !self.awaiting_release.is_empty() {
+                    self.journal = Journal::ClearReceived;
+                }
                 self.awaiting_release.clear();
             }
             self.keep_alive.restart(now);
@@ -734,8 +899,23 @@ impl<'b> Engine<'b> {
                 if !slots.is_enabled() {
                     return Err(fail(phase, Error::Protocol(ProtocolError::QoS2Publish)));
                 }
-                let redelivered = slots.contains(id);
-                if !redelivered && !slots.insert(id) {
+                // Persisting: the identifier is recorded before the message
+                // is delivered or acknowledged; the PUBLISH stays in `rx`
+                // until then and is handled again.
+                let journal = &mut self.journal;
+                let recorded = *journal == Journal::Received(id);
+                let redelivered = slots.contains(id) && !recorded;
+                if journal.is_on() && !redelivered && !recorded {
+                    if !slots.has_free_slot() {
+                        return Err(fail(phase, Error::ReceiveSlotsFull));
+                    }
+                    *journal = Journal::Receive(id);
+                    self.rx.start -= len;
+                    return Ok(None);
+                }
+                if recorded {
+                    *journal = Journal::Idle;
+                } else if !redelivered && !slots.insert(id) {
                     return Err(fail(phase, Error::ReceiveSlotsFull));
                 }
                 tx.queue(&Packet::PubRec(id), 0)?;
@@ -746,14 +926,17 @@ impl<'b> Engine<'b> {
                     Event::Message(publish)
                 }
             }
-            Packet::PubAck(id) => complete(tx, id, Stage::AwaitingPubAck)
+            Packet::PubAck(id) => complete(tx, id, Stage::AwaitingPubAck, &mut self.journal)
                 .ok_or_else(|| fail(phase, unexpected(PacketType::PubAck)))?,
-            Packet::PubComp(id) => complete(tx, id, Stage::AwaitingPubComp)
+            Packet::PubComp(id) => complete(tx, id, Stage::AwaitingPubComp, &mut self.journal)
                 .ok_or_else(|| fail(phase, unexpected(PacketType::PubComp)))?,
             Packet::PubRec(id) => {
                 match tx.outbox.find(tx.buf, id) {
                     Some(entry) if entry.stage == Stage::AwaitingPubRec => {
                         tx.write = tx.outbox.release(tx.buf, entry).into();
+                        if self.journal.is_on() {
+                            self.journal = Journal::Release(id);
+                        }
                     }
                     // A PUBREC again: its PUBREL again.
                     Some(entry) if entry.stage == Stage::AwaitingPubComp => {
@@ -766,7 +949,9 @@ impl<'b> Engine<'b> {
                 Event::Handled
             }
             Packet::PubRel(id) => {
-                self.awaiting_release.remove(id);
+                if self.awaiting_release.remove(id) && self.journal.is_on() {
+                    self.journal = Journal::Released(id);
+                }
                 tx.queue(&Packet::PubComp(id), 0)?;
                 Event::Handled
             }
@@ -844,8 +1029,13 @@ impl<'b> Engine<'b> {
                     if !self.awaiting_release.is_enabled() {
                         return Err(self.fail(Error::Protocol(ProtocolError::QoS2Publish)));
                     }
-                    if !self.awaiting_release.contains(id) && !self.awaiting_release.insert(id) {
-                        return Err(self.fail(Error::ReceiveSlotsFull));
+                    if !self.awaiting_release.contains(id) {
+                        if !self.awaiting_release.insert(id) {
+                            return Err(self.fail(Error::ReceiveSlotsFull));
+                        }
+                        if self.journal.is_on() {
+                            self.journal = Journal::ReceiveDrained(id);
+                        }
                     }
                     self.tx.queue(&Packet::PubRec(id), 0)?;
                 } else {
@@ -948,12 +1138,20 @@ fn fail(phase: &mut Phase, err: EngineError) -> EngineError {
 }
 
 /// PUBACK or PUBCOMP `id`: the message is complete if it was at `stage`
-/// ([`Event::Published`]); `None` for an acknowledgment of the wrong kind.
+/// ([`Event::Published`]; its removal is journaled); `None` for an acknowledgment of the wrong kind.
 /// One for an identifier not stored is logged and ignored.
-fn complete(tx: &mut Tx<'_>, id: PacketId, stage: Stage) -> Option<Event<'static>> {
+fn complete(
+    tx: &mut Tx<'_>,
+    id: PacketId,
+    stage: Stage,
+    journal: &mut Journal,
+) -> Option<Event<'static>> {
     match tx.outbox.find(tx.buf, id) {
         Some(entry) if entry.stage == stage => {
             tx.outbox.remove_entry(tx.buf, entry);
+            if journal.is_on() {
+                *journal = Journal::Complete(id);
+            }
             Some(Event::Published(id))
         }
         Some(_) => None,

@@ -1405,3 +1405,240 @@ fn engine_resume_over_another_buffer_forgets_the_messages_never_misreads_them() 
     assert_eq!(connect(&mut e, &persistent(), true), Vec::<String>::new());
     assert_eq!(publish(&mut e, QoS::AtLeastOnce), id(2), "the ids still carry on");
 }
+
+// ---- persistence: what must be durable before the wire goes on ----
+
+/// A connected engine with persistence on and QoS 2 reception.
+fn persisting<'b>(rx: &'b mut [u8], tx: &'b mut [u8], slots: &'b mut [u16]) -> Engine<'b> {
+    let mut e = Engine::new(rx, tx);
+    e.receive_qos2(slots);
+    e.persist();
+    connect(&mut e, &persistent(), false);
+    e
+}
+
+#[test]
+fn store_qos1_publish_is_recorded_before_its_first_byte() {
+    let (mut rx, mut tx, mut slots) = ([0u8; 64], [0u8; 256], [0u16; 4]);
+    let mut e = persisting(&mut rx, &mut tx, &mut slots);
+    let n = publish(&mut e, QoS::AtLeastOnce);
+    assert_eq!(e.poll_transmit(), None, "nothing written before the record is durable");
+    let expected = publish_bytes(QoS::AtLeastOnce, n.get());
+    assert_eq!(e.poll_store(), Some(StoreOp::Publish { id: n, packet: &expected }));
+    assert_eq!(e.publish("a/b", b"x", QoS::AtLeastOnce, false), Err(Error::WouldBlock));
+    e.on_stored();
+    assert_eq!(e.poll_store(), None);
+    assert_eq!(sent(&mut e), ["PUBLISH q1 #1"]);
+    receive(&mut e, &[0x40, 2, 0, 1], at(0));
+    assert_eq!(poll(&mut e), Ok(Some(Ev::Published(1))));
+    // Removal is recorded before anything else is written (lazily: the
+    // call that waited for the PUBACK may return first).
+    assert_eq!(e.poll_store(), Some(StoreOp::Complete(id(1))));
+    e.on_stored();
+    assert_eq!(e.poll_store(), None);
+}
+
+/// The encoded PUBLISH `publish` queues.
+fn publish_bytes(qos: QoS, n: u16) -> Vec<u8> {
+    let packet_id = Some(id(n));
+    enc(Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: "a/b",
+        packet_id,
+        payload: b"hello",
+    }))
+}
+
+#[test]
+fn store_mqtt_4_3_3_1_pubrel_is_written_only_once_the_release_is_durable() {
+    let (mut rx, mut tx, mut slots) = ([0u8; 64], [0u8; 256], [0u16; 4]);
+    let mut e = persisting(&mut rx, &mut tx, &mut slots);
+    publish(&mut e, QoS::ExactlyOnce);
+    e.on_stored();
+    assert_eq!(sent(&mut e), ["PUBLISH q2 #1"]);
+    receive(&mut e, &[0x50, 2, 0, 1], at(0));
+    assert_eq!(poll(&mut e), Ok(Some(Ev::Handled)));
+    assert_eq!(e.poll_transmit(), None);
+    assert_eq!(e.poll_store(), Some(StoreOp::Release { id: id(1), packet: &[0x62, 2, 0, 1] }));
+    // Nothing else is handled meanwhile.
+    receive(&mut e, &[0x70, 2, 0, 1], at(0));
+    assert_eq!(poll(&mut e), Ok(None));
+    e.on_stored();
+    assert_eq!(sent(&mut e), ["PUBREL #1"]);
+    assert_eq!(poll(&mut e), Ok(Some(Ev::Published(1))));
+    assert_eq!(e.poll_store(), Some(StoreOp::Complete(id(1))));
+}
+
+#[test]
+fn store_mqtt_4_3_3_2_inbound_qos2_id_is_durable_before_delivery_and_pubrec() {
+    let (mut rx, mut tx, mut slots) = ([0u8; 64], [0u8; 256], [0u16; 4]);
+    let mut e = persisting(&mut rx, &mut tx, &mut slots);
+    receive(&mut e, &publish_in(QoS::ExactlyOnce, 7, b"m"), at(0));
+    assert_eq!(poll(&mut e), Ok(None), "not delivered before the record");
+    assert_eq!(e.poll_store(), Some(StoreOp::Receive(id(7))));
+    assert_eq!(e.poll_transmit(), None);
+    e.on_stored();
+    let delivered = Ev::Message { qos: QoS::ExactlyOnce, id: Some(7), payload: b"m".to_vec() };
+    assert_eq!(poll(&mut e), Ok(Some(delivered)));
+    assert_eq!(e.poll_store(), None);
+    assert_eq!(sent(&mut e), ["PUBREC #7"]);
+    // Resent before the PUBREL: acknowledged, not delivered, not recorded.
+    receive(&mut e, &publish_in_dup(QoS::ExactlyOnce, 7), at(0));
+    assert_eq!(poll(&mut e), Ok(Some(Ev::Handled)));
+    assert_eq!(e.poll_store(), None);
+    assert_eq!(sent(&mut e), ["PUBREC #7"]);
+    // PUBREL: the removal is durable before the PUBCOMP goes (the broker
+    // may reuse the id once it has the PUBCOMP).
+    receive(&mut e, &[0x62, 2, 0, 7], at(0));
+    assert_eq!(poll(&mut e), Ok(Some(Ev::Handled)));
+    assert_eq!(e.poll_store(), Some(StoreOp::Released(id(7))));
+    assert_eq!(e.poll_transmit(), None);
+    e.on_stored();
+    assert_eq!(sent(&mut e), ["PUBCOMP #7"]);
+    // A PUBREL again: PUBCOMP again, nothing to record.
+    receive(&mut e, &[0x62, 2, 0, 7], at(0));
+    assert_eq!(poll(&mut e), Ok(Some(Ev::Handled)));
+    assert_eq!(e.poll_store(), None);
+    assert_eq!(sent(&mut e), ["PUBCOMP #7"]);
+}
+
+#[test]
+fn store_mqtt_3_1_2_4_a_loaded_session_is_resent_as_after_a_reconnect() {
+    let (mut rx, mut tx, mut slots) = ([0u8; 64], [0u8; 256], [0u16; 4]);
+    let mut e = Engine::new(&mut rx, &mut tx);
+    e.receive_qos2(&mut slots);
+    e.persist();
+    assert_eq!(e.restore_outbound(&publish_bytes(QoS::AtLeastOnce, 3)), Ok(id(3)));
+    assert_eq!(e.restore_outbound(&[0x62, 2, 0, 4]), Ok(id(4)));
+    assert_eq!(e.restore_outbound(&publish_bytes(QoS::ExactlyOnce, 9)), Ok(id(9)));
+    assert_eq!(e.restore_inbound(id(7)), Ok(()));
+    assert_eq!(
+        e.restore_outbound(&[0x30, 2, 0, 1]),
+        Err(Error::InvalidArgument(Malformed::Truncated))
+    );
+    let resent = connect(&mut e, &persistent(), true);
+    assert_eq!(resent, ["PUBLISH q1 #3 dup", "PUBREL #4", "PUBLISH q2 #9 dup"]);
+    // The inbound id came back: the broker's resend is not delivered again.
+    receive(&mut e, &publish_in_dup(QoS::ExactlyOnce, 7), at(0));
+    assert_eq!(poll(&mut e), Ok(Some(Ev::Handled)));
+    assert_eq!(sent(&mut e), ["PUBREC #7"]);
+    // Identifiers carry on after the newest loaded one.
+    let n = publish(&mut e, QoS::AtLeastOnce);
+    assert_eq!(n, id(10));
+}
+
+#[test]
+fn store_mqtt_3_1_2_6_clean_session_clears_the_store_and_counts_the_discarded() {
+    let (mut rx, mut tx, mut slots) = ([0u8; 64], [0u8; 256], [0u16; 4]);
+    let mut e = Engine::new(&mut rx, &mut tx);
+    e.receive_qos2(&mut slots);
+    e.persist();
+    e.restore_outbound(&publish_bytes(QoS::AtLeastOnce, 3)).unwrap();
+    e.restore_outbound(&[0x62, 2, 0, 4]).unwrap();
+    e.connect(&clean(), at(0)).unwrap();
+    assert_eq!(e.discarded(), 2);
+    assert_eq!(e.poll_store(), Some(StoreOp::Clear));
+    assert_eq!(e.poll_transmit(), None, "CONNECT waits for the clear");
+    e.on_stored();
+    assert_eq!(sent(&mut e), ["CONNECT"]);
+}
+
+#[test]
+fn store_connack_without_session_forgets_the_inbound_ids() {
+    let (mut rx, mut tx, mut slots) = ([0u8; 64], [0u8; 256], [0u16; 4]);
+    let mut e = Engine::new(&mut rx, &mut tx);
+    e.receive_qos2(&mut slots);
+    e.persist();
+    e.restore_inbound(id(7)).unwrap();
+    e.connect(&persistent(), at(0)).unwrap();
+    assert_eq!(sent(&mut e), ["CONNECT"]);
+    receive(&mut e, &connack(false), at(0));
+    assert_eq!(poll(&mut e), Ok(Some(Ev::ConnAck(false))));
+    assert_eq!(e.poll_store(), Some(StoreOp::ClearReceived));
+    e.on_stored();
+    // A new message with that id is new.
+    receive(&mut e, &publish_in(QoS::ExactlyOnce, 7, b"m"), at(0));
+    assert_eq!(poll(&mut e), Ok(None));
+    assert_eq!(e.poll_store(), Some(StoreOp::Receive(id(7))));
+}
+
+#[test]
+fn store_a_publish_the_store_refused_is_taken_back_unsent() {
+    let (mut rx, mut tx, mut slots) = ([0u8; 64], [0u8; 256], [0u16; 4]);
+    let mut e = persisting(&mut rx, &mut tx, &mut slots);
+    publish(&mut e, QoS::AtLeastOnce);
+    e.on_stored();
+    // Queued behind an unwritten PUBLISH: only the refused one goes.
+    let second = publish(&mut e, QoS::AtLeastOnce);
+    assert_eq!(e.on_store_failed(), Some(second));
+    assert!(!e.is_in_flight(second));
+    assert_eq!(e.in_flight(), 1);
+    assert_eq!(sent(&mut e), ["PUBLISH q1 #1"]);
+    // Nothing older was dropped; the next publish is recorded again.
+    let third = publish(&mut e, QoS::AtLeastOnce);
+    assert!(matches!(e.poll_store(), Some(StoreOp::Publish { id, .. }) if id == third));
+}
+
+#[test]
+fn store_an_inbound_id_recorded_but_not_delivered_is_forgotten_on_reconnect() {
+    let (mut rx, mut tx, mut slots) = ([0u8; 64], [0u8; 256], [0u16; 4]);
+    let mut e = persisting(&mut rx, &mut tx, &mut slots);
+    receive(&mut e, &publish_in(QoS::ExactlyOnce, 7, b"m"), at(0));
+    assert_eq!(poll(&mut e), Ok(None));
+    e.on_stored();
+    // The connection goes before the message was handed over.
+    e.on_transport_error();
+    e.connect(&persistent(), at(0)).unwrap();
+    assert_eq!(e.poll_store(), Some(StoreOp::Released(id(7))));
+    e.on_stored();
+    assert_eq!(sent(&mut e), ["CONNECT"]);
+    receive(&mut e, &connack(true), at(0));
+    assert_eq!(poll(&mut e), Ok(Some(Ev::ConnAck(true))));
+    // The broker's resend is delivered (recorded first).
+    receive(&mut e, &publish_in_dup(QoS::ExactlyOnce, 7), at(0));
+    assert_eq!(poll(&mut e), Ok(None));
+    assert_eq!(e.poll_store(), Some(StoreOp::Receive(id(7))));
+    e.on_stored();
+    assert!(matches!(poll(&mut e), Ok(Some(Ev::Message { id: Some(7), .. }))));
+}
+
+#[test]
+fn store_without_persistence_no_operation_is_ever_pending() {
+    let (mut rx, mut tx, mut slots) = ([0u8; 64], [0u8; 256], [0u16; 4]);
+    let mut e = Engine::new(&mut rx, &mut tx);
+    e.receive_qos2(&mut slots);
+    connect(&mut e, &persistent(), false);
+    publish(&mut e, QoS::ExactlyOnce);
+    assert_eq!(e.poll_store(), None);
+    receive(&mut e, &publish_in(QoS::ExactlyOnce, 7, b"m"), at(0));
+    assert!(matches!(poll(&mut e), Ok(Some(Ev::Message { .. }))));
+    assert_eq!(e.poll_store(), None);
+}
+
+#[test]
+fn store_a_command_waits_while_a_recorded_message_awaits_delivery() {
+    let (mut rx, mut tx, mut slots) = ([0u8; 64], [0u8; 256], [0u16; 4]);
+    let mut e = persisting(&mut rx, &mut tx, &mut slots);
+    receive(&mut e, &publish_in(QoS::ExactlyOnce, 7, b"m"), at(0));
+    assert_eq!(poll(&mut e), Ok(None));
+    e.on_stored();
+    // A publish now would replace the pending delivery by its record.
+    assert_eq!(e.publish("a/b", b"x", QoS::AtLeastOnce, false), Err(Error::WouldBlock));
+    assert!(matches!(poll(&mut e), Ok(Some(Ev::Message { id: Some(7), .. }))));
+    assert_eq!(sent(&mut e), ["PUBREC #7"]);
+    assert!(e.publish("a/b", b"x", QoS::AtLeastOnce, false).is_ok());
+}
+
+#[test]
+fn store_stored_publishes_lists_the_loaded_messages_not_past_pubrec() {
+    let (mut rx, mut tx) = ([0u8; 64], [0u8; 256]);
+    let mut e = Engine::new(&mut rx, &mut tx);
+    e.restore_outbound(&publish_bytes(QoS::AtLeastOnce, 3)).unwrap();
+    e.restore_outbound(&[0x62, 2, 0, 4]).unwrap();
+    e.restore_outbound(&publish_bytes(QoS::ExactlyOnce, 5)).unwrap();
+    let ids: Vec<_> =
+        e.stored_publishes().map(|p| (p.packet_id.unwrap().get(), p.payload)).collect();
+    assert_eq!(ids, [(3, &b"hello"[..]), (5, &b"hello"[..])]);
+}

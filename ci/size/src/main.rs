@@ -78,10 +78,57 @@ mod client {
         }
     }
 
+    /// A NOR flash whose contents black_box says (feature `store`).
+    #[cfg(feature = "store")]
+    pub struct Flash;
+
+    #[cfg(feature = "store")]
+    mod flash {
+        use core::hint::black_box;
+
+        use embedded_storage_async::nor_flash::{
+            ErrorType, MultiwriteNorFlash, NorFlash, NorFlashErrorKind, ReadNorFlash,
+        };
+
+        impl ErrorType for super::Flash {
+            type Error = NorFlashErrorKind;
+        }
+
+        impl ReadNorFlash for super::Flash {
+            const READ_SIZE: usize = 1;
+            async fn read(&mut self, _: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+                bytes.fill(black_box(0xFF));
+                Ok(())
+            }
+            fn capacity(&self) -> usize {
+                black_box(8 * 4096)
+            }
+        }
+
+        impl NorFlash for super::Flash {
+            const WRITE_SIZE: usize = 4;
+            const ERASE_SIZE: usize = 4096;
+            async fn erase(&mut self, from: u32, _: u32) -> Result<(), Self::Error> {
+                black_box(from);
+                Ok(())
+            }
+            async fn write(&mut self, _: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+                black_box(bytes);
+                Ok(())
+            }
+        }
+
+        impl MultiwriteNorFlash for super::Flash {}
+    }
+
     /// Budget for every client future over a plain transport on this
     /// target, checked when the firmware is compiled (issue 6: at most 512
     /// bytes each).
-    pub const FUTURE_BUDGET: usize = 512;
+    pub const FUTURE_BUDGET: usize = if cfg!(feature = "store") { STORE_FUTURE_BUDGET } else { 512 };
+
+    /// With a [`FlashStore`](umqtt::store::FlashStore) each future holds
+    /// the store's own (sequential-storage's) futures too.
+    pub const STORE_FUTURE_BUDGET: usize = 2048;
 
     /// Polls `fut` once and tells whether it finished; `BUDGET` bounds its
     /// size at compile time.
@@ -117,6 +164,16 @@ mod client {
         });
         #[cfg(feature = "qos2")]
         let client = client.receive_qos2(black_box(&mut slots[..]));
+        #[cfg(feature = "store")]
+        let mut record = [0u8; 128];
+        #[cfg(feature = "store")]
+        let client = {
+            let range = 0..black_box(8 * 4096);
+            let Ok(store) = umqtt::store::FlashStore::new(Flash, range, &mut record) else {
+                loop {}
+            };
+            client.with_store(store)
+        };
         let mut client = client;
         // Budget for the client itself, without its buffers (issue 6).
         const { assert!(core::mem::size_of::<Client<'static, Wire, fn(&Publish<'_>)>>() <= 128) };
@@ -139,7 +196,7 @@ mod client {
         done += u32::from(poll::<FUTURE_BUDGET, _>(client.disconnect()));
         #[cfg(feature = "report")]
         {
-            report(&mut client, &opts, "");
+            report(&mut client, &opts, if cfg!(feature = "store") { "store-" } else { "" });
             cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_SUCCESS);
         }
         done + count
@@ -171,10 +228,11 @@ mod client {
     /// Prints the sizes `scripts/size-report` tabulates, names prefixed
     /// with `prefix`.
     #[cfg(feature = "report")]
-    pub fn report<T, H>(client: &mut Client<'_, T, H>, opts: &ConnectOptions<'_>, prefix: &str)
+    pub fn report<T, H, S>(client: &mut Client<'_, T, H, S>, opts: &ConnectOptions<'_>, prefix: &str)
     where
         T: embedded_io_async::Read + embedded_io_async::Write,
         H: FnMut(&Publish<'_>),
+        S: umqtt::store::Store,
     {
         use core::mem::size_of_val;
         use cortex_m_semihosting::hprintln;

@@ -128,6 +128,10 @@ async fn main(spawner: Spawner) {
     // its record buffers for its whole life and so cannot be swapped into a
     // running client; the plain build does the same, to keep one code path.
     let mut session = Session::default();
+    #[cfg(feature = "store")]
+    let mut store_buf = [0u8; 1024 + 16];
+    #[cfg(feature = "store")]
+    let mut store = store::open(peripherals.FLASH, &mut store_buf);
     let mut counter: u32 = 0;
     loop {
         let socket = open_connection(&mut controller, stack, &tcp, &mut backoff).await;
@@ -136,8 +140,12 @@ async fn main(spawner: Spawner) {
             backoff.wait().await;
             continue;
         };
-        let mut client =
+        let client =
             Client::with_session(socket, &mut mqtt_rx, &mut mqtt_tx, on_message, session);
+        // The first connect loads what the flash holds.
+        #[cfg(feature = "store")]
+        let client = client.with_store(&mut store);
+        let mut client = client;
 
         // With clean_session false, connect resends the QoS 1 publishes the
         // previous connection left unacknowledged, with DUP set.
@@ -281,6 +289,28 @@ impl Backoff {
         info!("retrying in {} s", self.delay_secs);
         Timer::after_secs(self.delay_secs).await;
         self.delay_secs = (self.delay_secs * 2).min(BACKOFF_MAX_SECS);
+    }
+}
+
+/// The session store in the last 64 KiB of the 4 MiB flash (feature
+/// `store`): outside the default partition table's app and data
+/// partitions (which end at 0x110000 for a 1 MiB factory app).
+#[cfg(feature = "store")]
+mod store {
+    use esp_hal::peripherals::FLASH;
+    use esp_storage::FlashStorage;
+    use umqtt::store::{BlockingFlash, FlashStore};
+
+    const PARTITION: core::ops::Range<u32> = 0x3F_0000..0x40_0000;
+
+    /// The store over the flash, with `buf` for one record (the largest
+    /// PUBLISH plus 16 bytes).
+    pub fn open<'b>(
+        flash: FLASH<'static>,
+        buf: &'b mut [u8],
+    ) -> FlashStore<'b, BlockingFlash<FlashStorage<'static>>> {
+        let flash = BlockingFlash(FlashStorage::new(flash));
+        defmt::unwrap!(FlashStore::new(flash, PARTITION, buf))
     }
 }
 

@@ -9,6 +9,10 @@
 //! resends the QoS 1 publishes still awaiting PUBACK, and subscribes again
 //! when the broker did not keep the session.
 //!
+//! With the `store` feature the session (the QoS 1 publishes awaiting
+//! PUBACK) is kept in the last 64 KiB of the flash too, so that it
+//! survives a reset: after a reboot the first connect resends them.
+//!
 //! With the `tls` feature each TCP connection is wrapped in umqtt's TLS 1.3
 //! stream (module `tls` below), verifying the broker against `ca.pem`.
 //!
@@ -147,6 +151,10 @@ async fn main(spawner: Spawner) {
     // its record buffers for its whole life and so cannot be swapped into a
     // running client; the plain build does the same, to keep one code path.
     let mut session = Session::default();
+    #[cfg(feature = "store")]
+    let mut store_buf = [0u8; 1024 + 16];
+    #[cfg(feature = "store")]
+    let mut store = store::open(p.FLASH, &mut store_buf);
     let mut counter: u32 = 0;
     loop {
         let socket = open_connection(&mut control, stack, &tcp, &mut backoff).await;
@@ -155,8 +163,12 @@ async fn main(spawner: Spawner) {
             backoff.wait().await;
             continue;
         };
-        let mut client =
+        let client =
             Client::with_session(socket, &mut mqtt_rx, &mut mqtt_tx, on_message, session);
+        // The first connect loads what the flash holds.
+        #[cfg(feature = "store")]
+        let client = client.with_store(&mut store);
+        let mut client = client;
 
         // With clean_session false, connect resends the QoS 1 publishes the
         // previous connection left unacknowledged, with DUP set.
@@ -215,6 +227,29 @@ async fn main(spawner: Spawner) {
         // the session for the next one.
         session = client.into_session();
         backoff.wait().await;
+    }
+}
+
+/// The session store in the last 64 KiB of the 2 MiB flash (feature
+/// `store`; memory.x keeps the firmware out of them).
+#[cfg(feature = "store")]
+mod store {
+    use embassy_rp::Peri;
+    use embassy_rp::flash::{Blocking, Flash};
+    use embassy_rp::peripherals::FLASH;
+    use umqtt::store::{BlockingFlash, FlashStore};
+
+    const FLASH_SIZE: usize = 2 * 1024 * 1024;
+    const PARTITION: core::ops::Range<u32> = (FLASH_SIZE - 64 * 1024) as u32..FLASH_SIZE as u32;
+
+    /// The store over the flash, with `buf` for one record (the largest
+    /// PUBLISH plus 16 bytes).
+    pub fn open<'b>(
+        flash: Peri<'static, FLASH>,
+        buf: &'b mut [u8],
+    ) -> FlashStore<'b, BlockingFlash<Flash<'static, FLASH, Blocking, FLASH_SIZE>>> {
+        let flash = BlockingFlash(Flash::new_blocking(flash));
+        defmt::unwrap!(FlashStore::new(flash, PARTITION, buf))
     }
 }
 
