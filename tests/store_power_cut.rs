@@ -102,7 +102,7 @@ impl Broker {
 
     /// Every 3rd acknowledgment waits until the client waits.
     fn ack(&mut self, b: Vec<u8>) {
-        if self.hold_all || self.publishes_seen % 3 == 0 {
+        if self.hold_all || self.publishes_seen.is_multiple_of(3) {
             self.delayed.push(b)
         } else {
             self.send(&b)
@@ -164,7 +164,7 @@ impl Broker {
                     Packet::PubRec(pid)
                 };
                 self.ack(bytes(&ack));
-                if self.publishes_seen % 2 == 0 && self.inbound_sent < INBOUND {
+                if self.publishes_seen.is_multiple_of(2) && self.inbound_sent < INBOUND {
                     let n = self.inbound_sent;
                     self.inbound_sent += 1;
                     let pid = (100..).find(|p| !self.outbound.contains_key(p)).unwrap();
@@ -263,7 +263,7 @@ struct App {
 }
 
 fn qos_of(i: usize) -> QoS {
-    if i % 2 == 0 { QoS::AtLeastOnce } else { QoS::ExactlyOnce }
+    if i.is_multiple_of(2) { QoS::AtLeastOnce } else { QoS::ExactlyOnce }
 }
 
 fn opts() -> ConnectOptions<'static> {

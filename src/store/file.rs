@@ -66,7 +66,7 @@ impl NorFlash for FileFlash {
     const ERASE_SIZE: usize = 4096;
 
     async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
-        if from % 4096 != 0 || to % 4096 != 0 || to < from {
+        if !from.is_multiple_of(4096) || !to.is_multiple_of(4096) || to < from {
             return Err(NorFlashErrorKind::NotAligned);
         }
         self.io(from, (to - from) as usize)?;
@@ -77,7 +77,7 @@ impl NorFlash for FileFlash {
     }
 
     async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
-        if offset % 4 != 0 || bytes.len() % 4 != 0 {
+        if !offset.is_multiple_of(4) || !bytes.len().is_multiple_of(4) {
             return Err(NorFlashErrorKind::NotAligned);
         }
         self.io(offset, bytes.len())?;

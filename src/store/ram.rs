@@ -139,7 +139,7 @@ impl<const ERASE: usize> NorFlash for RamFlash<'_, ERASE> {
             return Err(NorFlashErrorKind::Other);
         }
         let range = self.range(offset, bytes.len())?;
-        if range.start % 4 != 0 || bytes.len() % 4 != 0 {
+        if range.start % 4 != 0 || !bytes.len().is_multiple_of(4) {
             return Err(NorFlashErrorKind::NotAligned);
         }
         for (i, word) in bytes.chunks(4).enumerate() {
