@@ -43,6 +43,8 @@ mod fmt;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod packet;
+#[cfg(feature = "robust")]
+pub mod robust;
 pub mod session;
 #[cfg(feature = "tls")]
 pub mod tls;
