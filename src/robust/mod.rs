@@ -217,6 +217,12 @@ impl<'r, C: Connector, R: FnMut() -> u32, H: Hooks> Runner<'r, C, R, H> {
         self.core.engine.receive_qos2(slots);
     }
 
+    /// The connector, e.g. to point it at another broker for the next
+    /// connection.
+    pub fn connector_mut(&mut self) -> &mut C {
+        &mut self.connector
+    }
+
     /// The hooks, e.g. to read what a handler recorded.
     pub fn hooks_mut(&mut self) -> &mut H {
         &mut self.core.hooks
