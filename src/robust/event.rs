@@ -20,6 +20,13 @@ pub enum Event {
         /// remembered subscriptions are being sent again.
         session_present: bool,
     },
+    /// After [`Connected`](Self::Connected): every remembered
+    /// subscription is active again (the ones the broker had lost were
+    /// sent and acknowledged), and the stored messages are being resent.
+    Resubscribed {
+        /// Subscriptions sent again (0 when the broker kept the session).
+        count: u16,
+    },
     /// A connection, or an attempt at one, ended.
     Disconnected {
         /// Why.

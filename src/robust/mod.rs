@@ -159,6 +159,11 @@ struct Core<'r, R, H> {
     resub: Option<usize>,
     /// A command found no room: retried after the next progress.
     blocked: bool,
+    /// The resend of the stored messages waits until the subscriptions
+    /// are back ([`Engine::hold_resend`]).
+    holding: bool,
+    /// Subscriptions sent again since the last CONNACK.
+    resent: u16,
 }
 
 /// No randomness: no jitter (see [`Runner::with_rng`]).
@@ -190,6 +195,8 @@ impl<'r, C: Connector> Runner<'r, C> {
             pending: None,
             resub: None,
             blocked: false,
+            holding: false,
+            resent: 0,
         };
         (Self { connector, core }, Client { shared: state })
     }
@@ -199,16 +206,64 @@ impl<'r, C: Connector, R: FnMut() -> u32, H: Hooks> Runner<'r, C, R, H> {
     /// Takes the jitter from `rng` (e.g. `|| rng.next_u32()` of a
     /// `rand_core::RngCore`); without it there is none.
     pub fn with_rng<R2: FnMut() -> u32>(self, rng: R2) -> Runner<'r, C, R2, H> {
-        let Core { engine, shared, opts, config, hooks, pending, resub, blocked, .. } = self.core;
-        let core = Core { engine, shared, opts, config, rng, hooks, pending, resub, blocked };
+        let Core {
+            engine,
+            shared,
+            opts,
+            config,
+            hooks,
+            pending,
+            resub,
+            blocked,
+            holding,
+            resent,
+            ..
+        } = self.core;
+        let core = Core {
+            engine,
+            shared,
+            opts,
+            config,
+            rng,
+            hooks,
+            pending,
+            resub,
+            blocked,
+            holding,
+            resent,
+        };
         Runner { connector: self.connector, core }
     }
 
     /// Calls `hooks` with the events and messages (a [`Router`], or the
     /// application's own [`Hooks`]).
     pub fn with_hooks<H2: Hooks>(self, hooks: H2) -> Runner<'r, C, R, H2> {
-        let Core { engine, shared, opts, config, rng, pending, resub, blocked, .. } = self.core;
-        let core = Core { engine, shared, opts, config, rng, hooks, pending, resub, blocked };
+        let Core {
+            engine,
+            shared,
+            opts,
+            config,
+            rng,
+            pending,
+            resub,
+            blocked,
+            holding,
+            resent,
+            ..
+        } = self.core;
+        let core = Core {
+            engine,
+            shared,
+            opts,
+            config,
+            rng,
+            hooks,
+            pending,
+            resub,
+            blocked,
+            holding,
+            resent,
+        };
         Runner { connector: self.connector, core }
     }
 
@@ -303,6 +358,7 @@ impl<R, H: Hooks> Core<'_, R, H> {
         self.pending = None;
         self.resub = None;
         self.blocked = false;
+        self.holding = false;
         lock(self.shared, (), |v| {
             v.head.link = LinkState::Disconnected;
             v.head.stats.last_error = Some(reason);
@@ -406,7 +462,7 @@ impl<R, H: Hooks> Core<'_, R, H> {
                 if self.pending.is_none() && self.resubscribe()? {
                     continue;
                 }
-                if self.take_command() {
+                if !self.holding && self.take_command() {
                     continue;
                 }
             }
@@ -448,7 +504,7 @@ impl<R, H: Hooks> Core<'_, R, H> {
     /// CONNACK accepted the connection.
     fn connected(&mut self, session_present: bool) {
         let discarded = self.engine.discarded() > 0;
-        lock(self.shared, (), |v| {
+        let subscribed = lock(self.shared, false, |v| {
             let stats = &mut v.head.stats;
             stats.connects = stats.connects.saturating_add(1);
             stats.reconnects = stats.connects.saturating_sub(1);
@@ -460,7 +516,12 @@ impl<R, H: Hooks> Core<'_, R, H> {
                 subs::clear_acked(v.subs, v.head.subs_len);
             }
             v.head.handles.wake();
+            v.head.subs_len > 0
         });
+        // A broker without the session must have the subscriptions before
+        // the resent messages, or it routes them to nobody.
+        self.holding = !session_present && subscribed && self.engine.hold_resend();
+        self.resent = 0;
         self.resub = Some(0);
         self.emit(&Event::Connected { session_present });
     }
@@ -489,6 +550,7 @@ impl<R, H: Hooks> Core<'_, R, H> {
     fn resubscribe(&mut self) -> Result<bool, DisconnectReason> {
         let Some(mut at) = self.resub else { return Ok(false) };
         let (engine, pending, blocked) = (&mut self.engine, &mut self.pending, &mut self.blocked);
+        let resent = &mut self.resent;
         let queued = lock(self.shared, Ok(None), |v| {
             let list = v.subs.get(..v.head.subs_len).unwrap_or_default();
             while let Some(entry) = subs::entry(list, at) {
@@ -499,6 +561,7 @@ impl<R, H: Hooks> Core<'_, R, H> {
                 let topic = SubscribeTopic { filter: entry.filter, qos: entry.qos };
                 return match engine.subscribe(&[topic]) {
                     Ok(id) => {
+                        *resent = resent.saturating_add(1);
                         *pending = Some(Pending { id: id.get(), at, unsubscribe: false });
                         Ok(Some(entry.next))
                     }
@@ -512,7 +575,22 @@ impl<R, H: Hooks> Core<'_, R, H> {
             Ok(None)
         })?;
         self.resub = queued;
-        Ok(queued.is_some() && !self.blocked)
+        if queued.is_some() {
+            return Ok(!self.blocked);
+        }
+        // Every subscription is back: now the held resend, then tell.
+        if self.holding {
+            match self.engine.resend() {
+                Ok(()) => self.holding = false,
+                Err(ClientError::WouldBlock) => {
+                    self.resub = Some(at);
+                    return Ok(false);
+                }
+                Err(e) => return Err(DisconnectReason::from_engine(e)),
+            }
+        }
+        self.emit(&Event::Resubscribed { count: self.resent });
+        Ok(true)
     }
 
     /// Queues the command in the slot, if any and if it fits now; `true`

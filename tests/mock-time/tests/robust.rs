@@ -189,6 +189,7 @@ fn every_failure_is_a_reported_reconnect_on_the_backoff_schedule() {
         (19_000, disconnected(DisconnectReason::Refused(ConnectReturnCode::NotAuthorized))),
         (19_000, attempt_in(8)),
         (27_000, Event::Connected { session_present: false }),
+        (27_000, Event::Resubscribed { count: 0 }),
     ];
     assert_eq!(e[..expected.len()], expected);
     assert_eq!(e[expected.len()].1, disconnected(DisconnectReason::Requested));
@@ -441,4 +442,47 @@ fn messages_go_to_the_handler_of_their_filter_then_to_the_mailbox() {
     runner.connector_mut().assert_done();
     drop(runner);
     assert_eq!(temps, [b"21".to_vec(), b"22".to_vec()]);
+}
+
+#[test]
+fn mqtt_3_1_2_4_without_a_session_the_subscriptions_go_before_the_resent_messages() {
+    let _clock = clock();
+    let o = opts().clean_session(false);
+    let ok = [SubscribeReturnCode::Success(QoS::AtLeastOnce)];
+    let script = Script::new(vec![
+        Attempt::Open(
+            opened(&o)
+                .send(&connack(false))
+                .expect(&subscribe(1, "t", QoS::AtLeastOnce))
+                .send(&suback(1, &ok))
+                .expect(&publish("t", b"1", Some(2), false))
+                .step(umqtt::mock::Step::Eof),
+        ),
+        // The broker lost the session: SUBSCRIBE, its SUBACK, and only
+        // then the message again (else the broker routes it to nobody).
+        Attempt::Open(
+            opened(&o)
+                .send(&connack(false))
+                .expect(&subscribe(3, "t", QoS::AtLeastOnce))
+                .send(&suback(3, &ok))
+                .expect(&publish("t", b"1", Some(2), true))
+                .send(&puback(2))
+                .expect(&DISCONNECT),
+        ),
+    ]);
+    static STATE: TestState = State::new();
+    let (mut rx, mut tx) = ([0u8; 128], [0u8; 128]);
+    let events = Events::default();
+    let (runner, client) = Runner::new(script, &STATE, &mut rx, &mut tx, o, config());
+    let mut runner = runner.with_hooks(events.clone());
+    run_ms(async {
+        let body = async {
+            client.subscribe("t", QoS::AtLeastOnce).await.unwrap();
+            client.publish("t", b"1", QoS::AtLeastOnce, false).await.unwrap();
+            client.close().await;
+        };
+        select(runner.run(), body).await;
+    });
+    assert_eq!(events.count(|e| *e == Event::Resubscribed { count: 1 }), 1);
+    runner.connector_mut().assert_done();
 }
