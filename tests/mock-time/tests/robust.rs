@@ -445,7 +445,7 @@ fn messages_go_to_the_handler_of_their_filter_then_to_the_mailbox() {
 }
 
 #[test]
-fn mqtt_3_1_2_4_without_a_session_the_subscriptions_go_before_the_resent_messages() {
+fn without_a_session_the_subscriptions_go_before_the_resent_messages() {
     let _clock = clock();
     let o = opts().clean_session(false);
     let ok = [SubscribeReturnCode::Success(QoS::AtLeastOnce)];
