@@ -7,7 +7,6 @@
 //! connection `[MQTT-4.4.0-1]`.
 
 #[path = "../../mock_support/mod.rs"]
-#[allow(dead_code)]
 mod mock_support;
 
 use std::cell::RefCell;
