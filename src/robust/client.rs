@@ -157,6 +157,12 @@ impl<'r> Client<'r> {
     /// A message stays in the mailbox until taken, and the runner reads
     /// nothing more meanwhile, so none is lost. [`Error::BufferTooSmall`]
     /// leaves the message there for a call with a larger buffer.
+    ///
+    /// Take messages promptly, or handle them in
+    /// [`Hooks::on_message`](super::Hooks::on_message): while one waits the
+    /// connection is not served, and one that waits longer than the
+    /// keepalive interval may end it (it is re-established, and nothing
+    /// acknowledged is lost).
     pub async fn receive<'b>(&self, buf: &'b mut [u8]) -> Result<Message<'b>, Error> {
         let mut taken = None;
         poll_fn(|cx| {

@@ -485,3 +485,67 @@ fn without_a_session_the_subscriptions_go_before_the_resent_messages() {
     assert_eq!(events.count(|e| *e == Event::Resubscribed { count: 1 }), 1);
     runner.connector_mut().assert_done();
 }
+
+#[test]
+fn a_refused_or_unsubscribed_filter_is_forgotten_and_a_full_list_is_a_typed_error() {
+    let _clock = clock();
+    let o = opts();
+    let ok = [SubscribeReturnCode::Success(QoS::AtMostOnce)];
+    let script = Script::new(vec![
+        Attempt::Open(
+            opened(&o)
+                .send(&connack(false))
+                .expect(&subscribe(1, "refused/#", QoS::AtMostOnce))
+                .send(&suback(1, &[SubscribeReturnCode::Failure]))
+                .expect(&subscribe(2, "kept", QoS::AtMostOnce))
+                .send(&suback(2, &ok))
+                .expect(&subscribe(3, "dropped", QoS::AtMostOnce))
+                .send(&suback(3, &ok))
+                .expect(&unsubscribe(4, "dropped"))
+                .send(&unsuback(4))
+                .step(umqtt::mock::Step::Eof),
+        ),
+        // Only the filter still wanted comes back.
+        Attempt::Open(
+            opened(&o)
+                .send(&connack(false))
+                .expect(&subscribe(5, "kept", QoS::AtMostOnce))
+                .send(&suback(5, &ok))
+                .expect(&DISCONNECT),
+        ),
+    ]);
+    static STATE: TestState = State::new();
+    let (mut rx, mut tx) = ([0u8; 128], [0u8; 128]);
+    let events = Events::default();
+    let (runner, client) = Runner::new(script, &STATE, &mut rx, &mut tx, o, config());
+    let mut runner = runner.with_hooks(events.clone());
+    run_ms(async {
+        let body = async {
+            use umqtt::robust::Error;
+            assert_eq!(
+                client.subscribe("refused/#", QoS::AtMostOnce).await,
+                Err(Error::SubscribeRefused)
+            );
+            client.subscribe("kept", QoS::AtMostOnce).await.unwrap();
+            client.subscribe("dropped", QoS::AtMostOnce).await.unwrap();
+            client.unsubscribe("dropped").await.unwrap();
+            // 128 bytes of storage: "kept" takes 7, a 122-byte filter does
+            // not fit (nothing is sent: the script would fail).
+            let long = "x".repeat(122);
+            assert_eq!(
+                client.subscribe(&long, QoS::AtMostOnce).await,
+                Err(Error::SubscriptionsFull)
+            );
+            // Longer than the command slot: refused before it is copied.
+            let longer = "y".repeat(200);
+            assert_eq!(
+                client.subscribe(&longer, QoS::AtMostOnce).await,
+                Err(Error::BufferTooSmall { needed: 200 })
+            );
+            until(|| events.count(|e| *e == Event::Resubscribed { count: 1 }) == 1).await;
+            client.close().await;
+        };
+        select(runner.run(), body).await;
+    });
+    runner.connector_mut().assert_done();
+}
