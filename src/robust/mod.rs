@@ -394,7 +394,10 @@ impl<R, H: Hooks> Core<'_, R, H> {
         loop {
             // Write what is queued, whole, before anything else.
             if let Some(transmit) = self.engine.poll_transmit() {
-                let deadline = self.engine.ack_deadline(Instant::now());
+                // Bounded by the ack timeout, and before CONNACK by the
+                // connect timeout too.
+                let ack = self.engine.ack_deadline(Instant::now());
+                let deadline = if up.is_some() { ack } else { ack.min(connack_by) };
                 let result = match transmit {
                     Transmit::Write(bytes) => with_deadline(deadline, t.write(bytes)).await,
                     Transmit::Flush => {
@@ -402,6 +405,7 @@ impl<R, H: Hooks> Core<'_, R, H> {
                     }
                 };
                 match result {
+                    Err(_) if up.is_none() => return Err(Reason::ConnectTimeout),
                     Err(_) => return Err(Reason::WriteTimeout),
                     Ok(Err(e)) => return Err(Reason::Io(e.kind())),
                     Ok(Ok(_)) if transmit_is_flush(&self.engine) => {
@@ -530,6 +534,7 @@ impl<R, H: Hooks> Core<'_, R, H> {
     fn acknowledged(&mut self, id: u16, granted: bool) {
         let Some(pending) = self.pending.filter(|p| p.id == id) else { return };
         self.pending = None;
+        let resub = &mut self.resub;
         lock(self.shared, (), |v| {
             if pending.unsubscribe {
                 v.finish(|w| w == Want::UnsubAck(id), Ok(()));
@@ -538,7 +543,12 @@ impl<R, H: Hooks> Core<'_, R, H> {
             if granted {
                 subs::mark_acked(v.subs, pending.at);
             } else {
+                let before = v.head.subs_len;
                 subs::remove_at(v.subs, &mut v.head.subs_len, pending.at);
+                // The entries after it moved down.
+                if let Some(next) = resub.as_mut().filter(|next| **next > pending.at) {
+                    *next -= before - v.head.subs_len;
+                }
             }
             let outcome = if granted { Ok(()) } else { Err(Error::SubscribeRefused) };
             v.finish(|w| w == Want::SubAck(id), outcome);

@@ -549,3 +549,45 @@ fn a_refused_or_unsubscribed_filter_is_forgotten_and_a_full_list_is_a_typed_erro
     });
     runner.connector_mut().assert_done();
 }
+
+#[test]
+fn a_resubscription_the_broker_refuses_does_not_skip_the_next_one() {
+    let _clock = clock();
+    let o = opts();
+    let ok = [SubscribeReturnCode::Success(QoS::AtMostOnce)];
+    let script = Script::new(vec![
+        Attempt::Open(
+            opened(&o)
+                .send(&connack(false))
+                .expect(&subscribe(1, "a", QoS::AtMostOnce))
+                .send(&suback(1, &ok))
+                .expect(&subscribe(2, "b", QoS::AtMostOnce))
+                .send(&suback(2, &ok))
+                .step(umqtt::mock::Step::Eof),
+        ),
+        Attempt::Open(
+            opened(&o)
+                .send(&connack(false))
+                .expect(&subscribe(3, "a", QoS::AtMostOnce))
+                .send(&suback(3, &[SubscribeReturnCode::Failure]))
+                .expect(&subscribe(4, "b", QoS::AtMostOnce))
+                .send(&suback(4, &ok))
+                .expect(&DISCONNECT),
+        ),
+    ]);
+    static STATE: TestState = State::new();
+    let (mut rx, mut tx) = ([0u8; 128], [0u8; 128]);
+    let events = Events::default();
+    let (runner, client) = Runner::new(script, &STATE, &mut rx, &mut tx, o, config());
+    let mut runner = runner.with_hooks(events.clone());
+    run_ms(async {
+        let body = async {
+            client.subscribe("a", QoS::AtMostOnce).await.unwrap();
+            client.subscribe("b", QoS::AtMostOnce).await.unwrap();
+            until(|| events.count(|e| *e == Event::Resubscribed { count: 2 }) == 1).await;
+            client.close().await;
+        };
+        select(runner.run(), body).await;
+    });
+    runner.connector_mut().assert_done();
+}
