@@ -398,12 +398,13 @@ impl<R, H: Hooks> Core<'_, R, H> {
                 // connect timeout too.
                 let ack = self.engine.ack_deadline(Instant::now());
                 let deadline = if up.is_some() { ack } else { ack.min(connack_by) };
-                let result = match transmit {
-                    Transmit::Write(bytes) => with_deadline(deadline, t.write(bytes)).await,
-                    Transmit::Flush => {
-                        with_deadline(deadline, t.flush()).await.map(|r| r.map(|()| 0))
+                let io = async {
+                    match transmit {
+                        Transmit::Write(bytes) => t.write(bytes).await,
+                        Transmit::Flush => t.flush().await.map(|()| 0),
                     }
                 };
+                let result = with_deadline(deadline, io).await;
                 match result {
                     Err(_) if up.is_none() => return Err(Reason::ConnectTimeout),
                     Err(_) => return Err(Reason::WriteTimeout),
@@ -491,10 +492,7 @@ impl<R, H: Hooks> Core<'_, R, H> {
             let shared = self.shared;
             let buf = self.engine.read_buf().map_err(Reason::from_engine)?;
             let read = select(t.read(buf), kicked(shared));
-            let woke = match wake {
-                Some(at) => with_deadline(at, read).await.ok(),
-                None => Some(read.await),
-            };
+            let woke = with_deadline(wake.unwrap_or(Instant::MAX), read).await.ok();
             match woke {
                 Some(Either::First(Ok(n))) => {
                     self.engine.on_read(n, Instant::now()).map_err(Reason::from_engine)?;
