@@ -591,3 +591,44 @@ fn a_resubscription_the_broker_refuses_does_not_skip_the_next_one() {
     });
     runner.connector_mut().assert_done();
 }
+
+#[test]
+fn mqtt_4_3_3_qos2_both_ways_through_the_runner() {
+    let _clock = clock();
+    let o = opts();
+    let script = Script::new(vec![Attempt::Open(
+        opened(&o)
+            .send(&connack(false))
+            .expect(&publish2("t", b"out", 1, false))
+            .send(&pubrec(1))
+            .expect(&pubrel(1))
+            .send(&pubcomp(1))
+            .send(&publish2("in", b"once", 7, false))
+            .expect(&pubrec(7))
+            // Redelivered before PUBREL: acknowledged, not delivered twice.
+            .send(&publish2("in", b"once", 7, true))
+            .expect(&pubrec(7))
+            .send(&pubrel(7))
+            .expect(&pubcomp(7))
+            .expect(&DISCONNECT),
+    )]);
+    static STATE: TestState = State::new();
+    let (mut rx, mut tx) = ([0u8; 128], [0u8; 128]);
+    let mut slots = [0u16; 4];
+    let (mut runner, client) = Runner::new(script, &STATE, &mut rx, &mut tx, o, config());
+    runner.receive_qos2(&mut slots);
+    run_ms(async {
+        let body = async {
+            client.publish("t", b"out", QoS::ExactlyOnce, false).await.unwrap();
+            let mut buf = [0u8; 32];
+            let m = client.receive(&mut buf).await.unwrap();
+            assert_eq!((m.topic, m.payload, m.qos), ("in", &b"once"[..], QoS::ExactlyOnce));
+            Timer::after_millis(10).await;
+            let mut buf = [0u8; 32];
+            assert_eq!(client.try_receive(&mut buf), Ok(None), "delivered once");
+            client.close().await;
+        };
+        select(runner.run(), body).await;
+    });
+    runner.connector_mut().assert_done();
+}
