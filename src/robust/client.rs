@@ -5,7 +5,7 @@ use core::fmt;
 use core::future::poll_fn;
 use core::task::Poll;
 
-use super::state::{Cmd, CmdKind, Shared, View, Want, lock};
+use super::state::{Cmd, CmdKind, Shared, View, Waiter, Want, lock};
 use super::{LinkState, Stats};
 use crate::QoS;
 use crate::packet::Malformed;
@@ -272,12 +272,13 @@ fn submit(
         return Poll::Pending;
     };
     let ticket = v.head.ticket();
-    v.cmd[..topic.len()].copy_from_slice(topic.as_bytes());
-    v.cmd[topic.len()..needed].copy_from_slice(payload);
+    for (d, s) in v.cmd.iter_mut().zip(topic.as_bytes().iter().chain(payload)) {
+        *d = *s;
+    }
     v.head.cmd = Some(Cmd { ticket, kind, topic_len: topic.len(), payload_len: payload.len() });
-    v.waiters[i].ticket = ticket;
-    v.waiters[i].want = Want::Taken;
-    v.waiters[i].outcome = None;
+    if let Some(w) = v.waiters.get_mut(i) {
+        *w = Waiter { ticket, want: Want::Taken, outcome: None };
+    }
     v.head.kick();
     Poll::Ready(Ok(ticket))
 }
@@ -297,7 +298,9 @@ fn take_mail(v: &mut View<'_>, buf: &mut [u8]) -> Result<Option<Taken>, Error> {
     let (Some(dst), Some(src)) = (buf.get_mut(..needed), v.mail.get(..needed)) else {
         return Err(Error::BufferTooSmall { needed });
     };
-    dst.copy_from_slice(src);
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = *s;
+    }
     v.head.mail = None;
     v.head.kick();
     Ok(Some((mail.topic_len, mail.payload_len, mail.qos, mail.retain)))

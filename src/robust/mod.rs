@@ -311,7 +311,12 @@ impl<'r, C: Connector, R: FnMut() -> u32, H: Hooks> Runner<'r, C, R, H> {
             attempt = attempt.saturating_add(1);
             core.emit(&Event::ReconnectAttempt { delay });
             let shared = core.shared;
-            if let Either::Second(()) = select(Timer::after(delay), closing(shared)).await {
+            if let Either::Second(()) = select(
+                Timer::at(Instant::now().checked_add(delay).unwrap_or(Instant::MAX)),
+                closing(shared),
+            )
+            .await
+            {
                 core.emit(&Event::Disconnected { reason: DisconnectReason::Requested });
                 return core.stop(Stop::Closed);
             }
@@ -718,8 +723,9 @@ async fn deliver(shared: &dyn Shared, message: &Publish<'_>) {
             let needed = topic.len() + payload.len();
             let fits = needed <= v.mail.len();
             if fits {
-                v.mail[..topic.len()].copy_from_slice(topic);
-                v.mail[topic.len()..needed].copy_from_slice(payload);
+                for (d, s) in v.mail.iter_mut().zip(topic.iter().chain(payload)) {
+                    *d = *s;
+                }
             }
             let (qos, retain) = (message.qos, message.retain);
             v.head.mail = Some(Mail {

@@ -8,7 +8,7 @@ use core::task::Waker;
 
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
-use embassy_sync::waitqueue::{MultiWakerRegistration, WakerRegistration};
+use embassy_sync::waitqueue::WakerRegistration;
 
 use super::{Error, LinkState, Stats};
 use crate::QoS;
@@ -160,7 +160,7 @@ pub(crate) struct Header {
     pub(crate) kick: bool,
     pub(crate) close: bool,
     pub(crate) runner: WakerRegistration,
-    pub(crate) handles: MultiWakerRegistration<4>,
+    pub(crate) handles: Wakers,
 }
 
 impl Header {
@@ -175,7 +175,7 @@ impl Header {
             kick: false,
             close: false,
             runner: WakerRegistration::new(),
-            handles: MultiWakerRegistration::new(),
+            handles: Wakers::new(),
         }
     }
 
@@ -253,4 +253,34 @@ pub(crate) struct Waiter {
 
 impl Waiter {
     const FREE: Self = Self { ticket: 0, want: Want::Taken, outcome: None };
+}
+
+/// The handles waiting for a change: a few wakers; when they are all
+/// taken, a new one wakes them all first (they register again). Like
+/// embassy-sync's `MultiWakerRegistration`, with no panic path.
+pub(crate) struct Wakers([Option<Waker>; 4]);
+
+impl Wakers {
+    const fn new() -> Self {
+        Self([const { None }; 4])
+    }
+
+    fn register(&mut self, waker: &Waker) {
+        if self.0.iter().flatten().any(|w| w.will_wake(waker)) {
+            return;
+        }
+        if self.0.iter().all(Option::is_some) {
+            self.wake();
+        }
+        if let Some(free) = self.0.iter_mut().find(|w| w.is_none()) {
+            *free = Some(waker.clone());
+        }
+    }
+
+    /// Wakes every waiting handle.
+    pub(crate) fn wake(&mut self) {
+        for waker in self.0.iter_mut().filter_map(Option::take) {
+            waker.wake();
+        }
+    }
 }

@@ -55,8 +55,13 @@ pub(crate) fn insert(list: &mut [u8], len: &mut usize, filter: &str, qos: QoS) -
     let Ok(n16) = u16::try_from(n) else { return false };
     let Some(slot) = list.get_mut(*len..*len + ENTRY_HEAD + n) else { return false };
     let [lo, hi] = n16.to_le_bytes();
-    slot[..ENTRY_HEAD].copy_from_slice(&[qos as u8, lo, hi]);
-    slot[ENTRY_HEAD..].copy_from_slice(filter.as_bytes());
+    let (head, rest) = slot.split_at_mut(ENTRY_HEAD.min(slot.len()));
+    for (d, s) in head.iter_mut().zip([qos as u8, lo, hi]) {
+        *d = s;
+    }
+    for (d, s) in rest.iter_mut().zip(filter.as_bytes()) {
+        *d = *s;
+    }
     *len += ENTRY_HEAD + n;
     true
 }
@@ -65,8 +70,20 @@ pub(crate) fn insert(list: &mut [u8], len: &mut usize, filter: &str, qos: QoS) -
 pub(crate) fn remove(list: &mut [u8], len: &mut usize, filter: &str) {
     let Some(at) = find(list, *len, filter) else { return };
     let end = at + ENTRY_HEAD + filter.len();
-    list.copy_within(end..*len, at);
+    shift_down(list, end, at, *len);
     *len -= end - at;
+}
+
+/// Moves `list[from..len]` down to `to` (`to < from`), without a panic
+/// path.
+fn shift_down(list: &mut [u8], from: usize, to: usize, len: usize) {
+    for i in 0..len.saturating_sub(from) {
+        if let Some(b) = list.get(from + i).copied() {
+            if let Some(d) = list.get_mut(to + i) {
+                *d = b;
+            }
+        }
+    }
 }
 
 /// Marks the entry at `at` acknowledged.
@@ -79,7 +96,7 @@ pub(crate) fn remove_at(list: &mut [u8], len: &mut usize, at: usize) {
     let Some(next) = entry(list.get(..*len).unwrap_or_default(), at).map(|e| e.next) else {
         return;
     };
-    list.copy_within(next..*len, at);
+    shift_down(list, next, at, *len);
     *len -= next - at;
 }
 
