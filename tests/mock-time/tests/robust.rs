@@ -632,3 +632,39 @@ fn mqtt_4_3_3_qos2_both_ways_through_the_runner() {
     });
     runner.connector_mut().assert_done();
 }
+
+#[test]
+fn a_call_given_up_before_the_runner_took_it_sends_nothing_and_frees_its_place() {
+    let _clock = clock();
+    let o = opts();
+    let script = Script::new(vec![
+        Attempt::Fail,
+        Attempt::Open(
+            opened(&o)
+                .send(&connack(false))
+                .expect(&publish("t", b"kept", Some(1), false))
+                .send(&puback(1))
+                .expect(&DISCONNECT),
+        ),
+    ]);
+    static STATE: TestState = State::new();
+    let (mut rx, mut tx) = ([0u8; 128], [0u8; 128]);
+    let (mut runner, client) = Runner::new(script, &STATE, &mut rx, &mut tx, o, config());
+    run_ms(async {
+        let body = async {
+            // Six calls given up while the link is down (1 s of backoff),
+            // more than the 4 places for waiting calls: each frees its own.
+            for _ in 0..6 {
+                let call = client.publish("t", b"gone", QoS::AtLeastOnce, false);
+                let gave_up = embassy_time::with_timeout(Duration::from_millis(100), call).await;
+                assert!(gave_up.is_err());
+            }
+            assert_ne!(client.state(), LinkState::Connected);
+            client.publish("t", b"kept", QoS::AtLeastOnce, false).await.unwrap();
+            assert_eq!(now_ms(), 1_000);
+            client.close().await;
+        };
+        select(runner.run(), body).await;
+    });
+    runner.connector_mut().assert_done();
+}
