@@ -255,14 +255,15 @@ impl Waiter {
     const FREE: Self = Self { ticket: 0, want: Want::Taken, outcome: None };
 }
 
-/// The handles waiting for a change: a few wakers; when they are all
-/// taken, a new one wakes them all first (they register again). Like
+/// The handles waiting for a change: up to 8 wakers (one per waiting
+/// task); when they are all taken, a new one wakes them all first (they
+/// register again: more tasks work, with extra wakeups). Like
 /// embassy-sync's `MultiWakerRegistration`, with no panic path.
-pub(crate) struct Wakers([Option<Waker>; 4]);
+pub(crate) struct Wakers([Option<Waker>; 8]);
 
 impl Wakers {
     const fn new() -> Self {
-        Self([const { None }; 4])
+        Self([const { None }; 8])
     }
 
     fn register(&mut self, waker: &Waker) {

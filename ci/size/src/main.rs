@@ -552,8 +552,9 @@ mod robust {
 
     static STATE: State<CriticalSectionRawMutex, 128, 128, 64> = State::new();
 
-    /// Budget for the runner's `run` future on this target.
-    const RUN_BUDGET: usize = 2048;
+    /// Budget for the runner's `run` future on this target (161 to 192
+    /// bytes measured, over a zero-sized transport and connector).
+    const RUN_BUDGET: usize = 256;
 
     pub fn exercise(rx: &mut [u8], tx: &mut [u8]) -> u32 {
         let opts = ConnectOptions::new(black_box("board-1")).keep_alive_secs(black_box(60));
