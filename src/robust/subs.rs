@@ -114,3 +114,46 @@ fn mark(list: &mut [u8], at: usize, acked: bool) {
         *flags = if acked { *flags | ACKED } else { *flags & !ACKED };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filters(list: &[u8], len: usize) -> std::vec::Vec<(&str, bool)> {
+        let mut out = std::vec::Vec::new();
+        let mut at = 0;
+        while let Some(e) = entry(&list[..len], at) {
+            out.push((e.filter, e.acked));
+            at = e.next;
+        }
+        out
+    }
+
+    #[test]
+    fn entries_insert_replace_remove_and_acknowledge_in_place() {
+        let (mut list, mut len) = ([0u8; 32], 0);
+        assert!(insert(&mut list, &mut len, "a/#", QoS::AtLeastOnce));
+        assert!(insert(&mut list, &mut len, "b", QoS::AtMostOnce));
+        assert!(insert(&mut list, &mut len, "c/+", QoS::ExactlyOnce));
+        assert_eq!(len, 3 * 3 + 3 + 1 + 3);
+        mark_acked(&mut list, 0);
+        assert_eq!(filters(&list, len), [("a/#", true), ("b", false), ("c/+", false)]);
+        // The same filter again replaces its entry (at the end, unacknowledged).
+        assert!(insert(&mut list, &mut len, "a/#", QoS::AtMostOnce));
+        assert_eq!(filters(&list, len), [("b", false), ("c/+", false), ("a/#", false)]);
+        assert_eq!(entry(&list[..len], 10).map(|e| e.qos), Some(QoS::AtMostOnce));
+        remove(&mut list, &mut len, "c/+");
+        assert_eq!(filters(&list, len), [("b", false), ("a/#", false)]);
+        remove_at(&mut list, &mut len, 0);
+        assert_eq!(filters(&list, len), [("a/#", false)]);
+        mark_acked(&mut list, 0);
+        clear_acked(&mut list, len);
+        assert_eq!(filters(&list, len), [("a/#", false)]);
+        // Full: 32 bytes hold 6 + 26.
+        assert!(!insert(&mut list, &mut len, &"x".repeat(24), QoS::AtMostOnce));
+        assert!(insert(&mut list, &mut len, &"x".repeat(23), QoS::AtMostOnce));
+        assert_eq!(len, 32);
+        remove(&mut list, &mut len, "absent");
+        assert_eq!(len, 32);
+    }
+}
