@@ -282,6 +282,15 @@ impl<R, H: Hooks> Core<'_, R, H> {
             Ok(None)
         })?;
         self.resub = queued;
+        if queued.is_some() && self.blocked && self.holding && self.pending.is_none() {
+            // No room for a SUBSCRIBE beside the stored messages: they
+            // go first after all (the subscriptions follow once their
+            // acknowledgments make room), rather than never.
+            self.engine.resend().map_err(DisconnectReason::from_engine)?;
+            self.holding = false;
+            self.blocked = false;
+            return Ok(true);
+        }
         if queued.is_some() {
             return Ok(!self.blocked);
         }

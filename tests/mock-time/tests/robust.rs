@@ -668,3 +668,50 @@ fn a_call_given_up_before_the_runner_took_it_sends_nothing_and_frees_its_place()
     });
     runner.connector_mut().assert_done();
 }
+
+#[test]
+fn without_room_for_a_subscribe_beside_the_stored_messages_they_go_first_rather_than_never() {
+    let _clock = clock();
+    let o = opts().clean_session(false);
+    let ok = [SubscribeReturnCode::Success(QoS::AtLeastOnce)];
+    // A 100-byte PUBLISH stored in a 128-byte `tx` leaves room for CONNECT
+    // but not for the 47-byte SUBSCRIBE until it is acknowledged.
+    let payload = [b'p'; 93];
+    let filter = "f".repeat(40);
+    let script = Script::new(vec![
+        Attempt::Open(
+            opened(&o)
+                .send(&connack(false))
+                .expect(&subscribe(1, &filter, QoS::AtLeastOnce))
+                .send(&suback(1, &ok))
+                .expect(&publish("t", &payload, Some(2), false))
+                .step(umqtt::mock::Step::Eof),
+        ),
+        Attempt::Open(
+            opened(&o)
+                .send(&connack(false))
+                .expect(&publish("t", &payload, Some(2), true))
+                .send(&puback(2))
+                // Identifiers 3 and 4 went to the attempts that found no
+                // room (the engine takes one before encoding).
+                .expect(&subscribe(5, &filter, QoS::AtLeastOnce))
+                .send(&suback(5, &ok))
+                .expect(&DISCONNECT),
+        ),
+    ]);
+    static STATE: TestState = State::new();
+    let (mut rx, mut tx) = ([0u8; 128], [0u8; 128]);
+    let events = Events::default();
+    let (runner, client) = Runner::new(script, &STATE, &mut rx, &mut tx, o, config());
+    let mut runner = runner.with_hooks(events.clone());
+    run_ms(async {
+        let body = async {
+            client.subscribe(&filter, QoS::AtLeastOnce).await.unwrap();
+            client.publish("t", &payload, QoS::AtLeastOnce, false).await.unwrap();
+            until(|| events.count(|e| *e == Event::Resubscribed { count: 1 }) == 1).await;
+            client.close().await;
+        };
+        select(runner.run(), body).await;
+    });
+    runner.connector_mut().assert_done();
+}
