@@ -548,6 +548,18 @@ impl<'b> Engine<'b> {
         Ok(())
     }
 
+    /// Bytes of `tx` the unfinished QoS 1 and QoS 2 messages take. A
+    /// driver that reconnects keeps `tx.len() − stored_len()` at least as
+    /// large as its CONNECT, which is queued behind them.
+    pub fn stored_len(&self) -> usize {
+        self.tx.outbox.len()
+    }
+
+    /// The length of `tx`.
+    pub fn tx_capacity(&self) -> usize {
+        self.tx.buf.len()
+    }
+
     /// Holds back the resend of the stored messages that the CONNACK just
     /// queued, so that the driver can first subscribe again (a broker that
     /// kept no session would route the resent messages before the

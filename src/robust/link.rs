@@ -13,9 +13,10 @@ use embedded_io_async::{Error as _, Read, Write};
 
 use super::state::{CmdKind, Mail, Shared, Want, lock};
 use super::{Config, DisconnectReason, Error, Event, Hooks, LinkState, Stop, subs};
+use crate::engine::CONTROL_RESERVE;
 use crate::engine::{Engine, Event as EngineEvent, Transmit};
-use crate::packet::SubscribeReturnCode;
-use crate::{ConnectOptions, Error as ClientError, Publish, SubscribeTopic};
+use crate::packet::{self, Packet, PacketId, SubscribeReturnCode};
+use crate::{ConnectOptions, Error as ClientError, Publish, QoS, SubscribeTopic};
 
 /// The SUBSCRIBE or UNSUBSCRIBE awaiting its acknowledgment.
 #[derive(Clone, Copy)]
@@ -312,6 +313,8 @@ impl<R, H: Hooks> Core<'_, R, H> {
     /// Queues the command in the slot, if any and if it fits now; `true`
     /// if it was taken.
     fn take_command(&mut self) -> bool {
+        let connect = Packet::Connect(self.opts.to_connect());
+        let connect_len = packet::encoded_len(&connect).unwrap_or(usize::MAX);
         let (engine, pending, blocked) = (&mut self.engine, &mut self.pending, &mut self.blocked);
         let sub_busy = pending.is_some() || self.resub.is_some();
         lock(self.shared, false, |v| {
@@ -320,6 +323,26 @@ impl<R, H: Hooks> Core<'_, R, H> {
             let payload = rest.get(..cmd.payload_len).unwrap_or_default();
             let Ok(topic) = core::str::from_utf8(topic) else { return false };
             let result = match cmd.kind {
+                // A stored message must leave room for the CONNECT of the
+                // next connection, queued behind the stored messages.
+                CmdKind::Publish { qos, retain } if qos != QoS::AtMostOnce => {
+                    let packet = Packet::Publish(Publish {
+                        dup: false,
+                        qos,
+                        retain,
+                        topic,
+                        packet_id: PacketId::new(1),
+                        payload,
+                    });
+                    let len = packet::encoded_len(&packet).unwrap_or(usize::MAX);
+                    let needed = len.saturating_add(connect_len).saturating_add(CONTROL_RESERVE);
+                    match engine.stored_len().saturating_add(needed) <= engine.tx_capacity() {
+                        true => engine.publish(topic, payload, qos, retain),
+                        false if engine.stored_len() > 0 => Err(ClientError::WouldBlock),
+                        false => Err(ClientError::BufferTooSmall { needed }),
+                    }
+                    .map(|id| id.map_or(Want::Flush, |id| Want::Ack(id.get())))
+                }
                 CmdKind::Publish { qos, retain } => engine
                     .publish(topic, payload, qos, retain)
                     .map(|id| id.map_or(Want::Flush, |id| Want::Ack(id.get()))),

@@ -715,3 +715,48 @@ fn without_room_for_a_subscribe_beside_the_stored_messages_they_go_first_rather_
     });
     runner.connector_mut().assert_done();
 }
+
+#[test]
+fn stored_messages_always_leave_room_for_the_connect_of_the_next_connection() {
+    let _clock = clock();
+    let o = opts().clean_session(false).keep_alive_secs(2);
+    // Two 60-byte messages would fill the 128-byte `tx` so that no CONNECT
+    // fits behind them: the second waits for the first's PUBACK.
+    let (one, two) = ([b'1'; 53], [b'2'; 53]);
+    let script = Script::new(vec![
+        Attempt::Open(
+            opened(&o)
+                .send(&connack(false))
+                .expect(&publish("t", &one, Some(1), false))
+                // Unanswered: the connection ends at 3 s (keepalive).
+                .expect(&PINGREQ),
+        ),
+        Attempt::Open(
+            opened(&o)
+                .send(&connack(true))
+                .expect(&publish("t", &one, Some(1), true))
+                .send(&puback(1))
+                .expect(&publish("t", &two, Some(2), false))
+                .send(&puback(2))
+                .expect(&DISCONNECT),
+        ),
+    ]);
+    static STATE: TestState = State::new();
+    let (mut rx, mut tx) = ([0u8; 128], [0u8; 128]);
+    let (mut runner, client) = Runner::new(script, &STATE, &mut rx, &mut tx, o, config());
+    run_ms(async {
+        let first = client.publish("t", &one, QoS::AtLeastOnce, false);
+        let second = async {
+            Timer::after_millis(1).await;
+            client.publish("t", &two, QoS::AtLeastOnce, false).await
+        };
+        let body = async {
+            let (a, b) = join(first, second).await;
+            assert_eq!((a, b), (Ok(()), Ok(())));
+            client.close().await;
+        };
+        select(runner.run(), body).await;
+    });
+    assert_eq!(client.stats().reconnects, 1);
+    runner.connector_mut().assert_done();
+}
