@@ -15,7 +15,7 @@ use super::state::{CmdKind, Mail, Shared, Want, lock};
 use super::{Config, DisconnectReason, Error, Event, Hooks, LinkState, Stop, subs};
 use crate::engine::CONTROL_RESERVE;
 use crate::engine::{Engine, Event as EngineEvent, Transmit};
-use crate::packet::{self, Packet, PacketId, SubscribeReturnCode};
+use crate::packet::SubscribeReturnCode;
 use crate::{ConnectOptions, Error as ClientError, Publish, QoS, SubscribeTopic};
 
 /// The SUBSCRIBE or UNSUBSCRIBE awaiting its acknowledgment.
@@ -46,6 +46,8 @@ pub(super) struct Core<'r, R, H> {
     pub(super) holding: bool,
     /// Subscriptions sent again since the last CONNACK.
     pub(super) resent: u16,
+    /// Bytes of CONNECT, measured when it is queued.
+    pub(super) connect_len: usize,
 }
 
 impl<R, H: Hooks> Core<'_, R, H> {
@@ -90,6 +92,11 @@ impl<R, H: Hooks> Core<'_, R, H> {
     ) -> Result<Infallible, DisconnectReason> {
         use DisconnectReason as Reason;
         self.engine.connect(&self.opts, Instant::now()).map_err(Reason::from_engine)?;
+        // What is queued now is the CONNECT alone: its length is the room
+        // stored messages must leave for the next one.
+        if let Some(Transmit::Write(connect)) = self.engine.poll_transmit() {
+            self.connect_len = connect.len();
+        }
         let mut disconnecting = false;
         loop {
             // Write what is queued, whole, before anything else.
@@ -313,8 +320,7 @@ impl<R, H: Hooks> Core<'_, R, H> {
     /// Queues the command in the slot, if any and if it fits now; `true`
     /// if it was taken.
     fn take_command(&mut self) -> bool {
-        let connect = Packet::Connect(self.opts.to_connect());
-        let connect_len = packet::encoded_len(&connect).unwrap_or(usize::MAX);
+        let connect_len = self.connect_len;
         let (engine, pending, blocked) = (&mut self.engine, &mut self.pending, &mut self.blocked);
         let sub_busy = pending.is_some() || self.resub.is_some();
         lock(self.shared, false, |v| {
@@ -326,15 +332,7 @@ impl<R, H: Hooks> Core<'_, R, H> {
                 // A stored message must leave room for the CONNECT of the
                 // next connection, queued behind the stored messages.
                 CmdKind::Publish { qos, retain } if qos != QoS::AtMostOnce => {
-                    let packet = Packet::Publish(Publish {
-                        dup: false,
-                        qos,
-                        retain,
-                        topic,
-                        packet_id: PacketId::new(1),
-                        payload,
-                    });
-                    let len = packet::encoded_len(&packet).unwrap_or(usize::MAX);
+                    let len = stored_publish_len(topic, payload);
                     let needed = len.saturating_add(connect_len).saturating_add(CONTROL_RESERVE);
                     match engine.stored_len().saturating_add(needed) <= engine.tx_capacity() {
                         true => engine.publish(topic, payload, qos, retain),
@@ -393,6 +391,20 @@ impl<R, H: Hooks> Core<'_, R, H> {
             true
         })
     }
+}
+
+/// Bytes of a QoS 1 or 2 PUBLISH of `topic` and `payload`: fixed header,
+/// topic, packet identifier, payload.
+fn stored_publish_len(topic: &str, payload: &[u8]) -> usize {
+    let remaining =
+        2usize.saturating_add(topic.len()).saturating_add(2).saturating_add(payload.len());
+    let length_bytes = match remaining {
+        0..128 => 1,
+        128..16_384 => 2,
+        16_384..2_097_152 => 3,
+        _ => 4,
+    };
+    1 + length_bytes + remaining
 }
 
 /// Whether the engine's pending transmit is the flush (checked after the

@@ -165,6 +165,7 @@ impl<'r, C: Connector> Runner<'r, C> {
             blocked: false,
             holding: false,
             resent: 0,
+            connect_len: 0,
         };
         (Self { connector, core }, Client { shared: state })
     }
@@ -185,6 +186,7 @@ impl<'r, C: Connector, R: FnMut() -> u32, H: Hooks> Runner<'r, C, R, H> {
             blocked,
             holding,
             resent,
+            connect_len,
             ..
         } = self.core;
         let core = Core {
@@ -199,6 +201,7 @@ impl<'r, C: Connector, R: FnMut() -> u32, H: Hooks> Runner<'r, C, R, H> {
             blocked,
             holding,
             resent,
+            connect_len,
         };
         Runner { connector: self.connector, core }
     }
@@ -217,6 +220,7 @@ impl<'r, C: Connector, R: FnMut() -> u32, H: Hooks> Runner<'r, C, R, H> {
             blocked,
             holding,
             resent,
+            connect_len,
             ..
         } = self.core;
         let core = Core {
@@ -231,6 +235,7 @@ impl<'r, C: Connector, R: FnMut() -> u32, H: Hooks> Runner<'r, C, R, H> {
             blocked,
             holding,
             resent,
+            connect_len,
         };
         Runner { connector: self.connector, core }
     }
