@@ -28,7 +28,7 @@ pub trait Connector {
     async fn connect(&mut self) -> Result<Self::Transport<'_>, Self::Error>;
 }
 
-/// The blocking twin of [`Connector`](crate::connect::Connector).
+/// The blocking twin of [`Connector`].
 pub mod blocking {
     /// Opens a new transport to the broker, once per connection attempt;
     /// see [`Connector`](super::Connector).
