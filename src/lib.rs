@@ -58,6 +58,8 @@
 //! | `ws` | `umqtt::ws`: MQTT over WebSocket (RFC 6455 client side); with `tls`, `wss` |
 //! | `nal` | `umqtt::connect::TcpConnector`: connect by host name or IP over embedded-nal-async `TcpConnect` + `Dns` (embassy-net's `TcpClient` and `DnsSocket`) |
 //! | `tokio` | `umqtt::connect::TokioConnector`: connect by host name over tokio TCP; implies `std` |
+//! | `robust` | `umqtt::robust`: the always-connected client, a runner task that reconnects with backoff and resubscribes, and `Copy` handles for other tasks (embassy-sync) |
+//! | `store-flash` | `umqtt::store::FlashStore`: the session (QoS 1/2 state) kept in NOR flash through sequential-storage, so it survives a reboot; with `std`, `FileFlash` |
 //!
 //! On docs.rs every feature is enabled and each feature-gated item is marked
 //! with the feature it needs.
@@ -77,6 +79,8 @@ mod fmt;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod packet;
+#[cfg(feature = "robust")]
+pub mod robust;
 pub mod session;
 pub mod store;
 #[cfg(feature = "tls")]

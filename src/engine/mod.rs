@@ -705,6 +705,53 @@ impl<'b> Engine<'b> {
         Ok(())
     }
 
+    /// Bytes of `tx` the unfinished QoS 1 and QoS 2 messages take. A
+    /// driver that reconnects keeps `tx.len() − stored_len()` at least as
+    /// large as its CONNECT, which is queued behind them.
+    pub fn stored_len(&self) -> usize {
+        self.tx.outbox.len()
+    }
+
+    /// The length of `tx`.
+    pub fn tx_capacity(&self) -> usize {
+        self.tx.buf.len()
+    }
+
+    /// Holds back the resend of the stored messages that the CONNACK just
+    /// queued, so that the driver can first subscribe again (a broker that
+    /// kept no session would route the resent messages before the
+    /// subscriptions exist). The state becomes [`State::Connected`];
+    /// until [`resend`](Self::resend) the driver must queue no PUBLISH.
+    /// `false` (nothing changed) unless the resend is queued and not a byte
+    /// of it written.
+    pub fn hold_resend(&mut self) -> bool {
+        let outbox = self.tx.outbox;
+        let untouched = self.tx.write.get() == Some((outbox.head(), outbox.len()));
+        if self.phase != Phase::Resending || !untouched {
+            return false;
+        }
+        self.tx.write = Pending::NONE;
+        self.phase = Phase::Connected;
+        true
+    }
+
+    /// Queues the resend [`hold_resend`](Self::hold_resend) held back (all
+    /// stored messages, DUP set). `WouldBlock` while another write is
+    /// pending.
+    pub fn resend(&mut self) -> Result<(), EngineError> {
+        self.ensure_connected()?;
+        if self.tx.write.is_some() {
+            return Err(Error::WouldBlock);
+        }
+        let outbox = self.tx.outbox;
+        if !outbox.is_empty() {
+            outbox.set_dup(self.tx.buf);
+            self.tx.write = Some((outbox.head(), outbox.len())).into();
+            self.phase = Phase::Resending;
+        }
+        Ok(())
+    }
+
     /// Queues a packet that is not stored: `WouldBlock` while it does not
     /// fit beside the stored messages or behind the pending write,
     /// `BufferTooSmall` when it never would.

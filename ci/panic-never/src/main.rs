@@ -192,6 +192,7 @@ mod client {
     }
 
     /// Every public method of the async client, once.
+    #[cfg_attr(feature = "robust", allow(dead_code))]
     pub fn exercise<T>(transport: T, rx: &mut [u8], tx: &mut [u8]) -> usize
     where
         T: embedded_io_async::Read + embedded_io_async::Write,
@@ -222,6 +223,69 @@ mod client {
         black_box(client.state());
         drop(client);
         done + sum
+    }
+}
+
+/// The always-connected client over a connector of black-box transports:
+/// the runner and every handle method polled once.
+#[cfg(feature = "robust")]
+mod robust {
+    use core::hint::black_box;
+
+    use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    use umqtt::robust::{Config, Runner, State};
+    use umqtt::{ConnectOptions, QoS};
+
+    use crate::client::{Wire, poll};
+
+    struct Dial;
+
+    impl umqtt::connect::Connector for Dial {
+        type Transport<'c> = Wire;
+        type Error = ();
+
+        async fn connect(&mut self) -> Result<Wire, ()> {
+            if black_box(true) { Ok(Wire) } else { Err(()) }
+        }
+    }
+
+    static STATE: State<CriticalSectionRawMutex, 128, 128, 64> = State::new();
+
+    /// A critical section for the link check (a single-core firmware would
+    /// take cortex-m's).
+    struct NoInterrupts;
+    critical_section::set_impl!(NoInterrupts);
+
+    // SAFETY: the firmware is never run, only linked.
+    unsafe impl critical_section::Impl for NoInterrupts {
+        unsafe fn acquire() -> critical_section::RawRestoreState {
+            black_box(())
+        }
+
+        unsafe fn release(_: critical_section::RawRestoreState) {}
+    }
+
+    pub fn exercise(rx: &mut [u8], tx: &mut [u8]) -> usize {
+        let mut slots = [0u16; 4];
+        let opts = ConnectOptions::new(black_box("board-1"))
+            .keep_alive_secs(black_box(60))
+            .clean_session(black_box(false));
+        let (runner, client) = Runner::new(Dial, &STATE, rx, tx, opts, Config::default());
+        let mut runner = runner.with_rng(|| black_box(7));
+        runner.receive_qos2(black_box(&mut slots[..]));
+        let mut done = usize::from(poll(runner.run()).is_some());
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            let qos = black_box(qos);
+            done += usize::from(poll(client.subscribe(black_box("cmd/#"), qos)).is_some());
+            done += usize::from(poll(client.publish(black_box("t"), black_box(b"x"), qos, false)).is_some());
+        }
+        done += usize::from(poll(client.unsubscribe(black_box("cmd/#"))).is_some());
+        let mut buf = [0u8; 64];
+        done += usize::from(poll(client.receive(black_box(&mut buf[..]))).is_some());
+        done += usize::from(client.try_receive(black_box(&mut buf[..])).is_ok());
+        done += usize::from(poll(client.close()).is_some());
+        black_box((client.state(), client.stats()));
+        done
     }
 }
 
@@ -451,9 +515,13 @@ pub extern "C" fn _start() -> ! {
         let mut rx = [0u8; 512];
         let mut tx = [0u8; 512];
         let (rx, tx) = (black_box(&mut rx[..]), black_box(&mut tx[..]));
-        #[cfg(all(feature = "client", not(feature = "tls")))]
+        #[cfg(all(feature = "client", not(feature = "tls"), not(feature = "robust")))]
         {
             sum += client::exercise(client::Wire, rx, tx);
+        }
+        #[cfg(feature = "robust")]
+        {
+            sum += robust::exercise(rx, tx);
         }
         #[cfg(feature = "tls")]
         {
