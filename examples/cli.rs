@@ -3,11 +3,11 @@
 //!
 //! ```text
 //! cli sub -h HOST -p PORT -t FILTER [-t FILTER...] [-q 0|1|2] [-C COUNT] [-i ID]
-//!         [-k KEEPALIVE] [-c] [-u USER -P PASS] [-v] [-V 31|311]
+//!         [-k KEEPALIVE] [-c] [-u USER -P PASS] [-v] [-V 31|311] [--connect-retry SECS]
 //!         [--will-topic T --will-payload P --will-qos Q --will-retain]
 //! cli pub -h HOST -p PORT -t TOPIC -m MSG [-q 0|1|2] [-r] [-i ID] [-k KEEPALIVE]
-//!         [-u USER -P PASS] [-V 31|311] [--repeat N] [--interval-ms MS]
-//!         [-c --store FILE]
+//!         [-c] [-u USER -P PASS] [-V 31|311] [--repeat N] [--interval-ms MS]
+//!         [--connect-retry SECS] [-c --store FILE]
 //! ```
 //!
 //! `sub` prints each payload on its own line (with `-v`: topic, a space,
@@ -16,10 +16,24 @@
 //! times (default 1) INTERVAL_MS apart, then disconnects. Any error prints
 //! one line `error: ...` on stderr and exits 1.
 //!
+//! Both stay connected as `mosquitto_sub` does, through the always-connected
+//! client (`umqtt::robust`): a connection that breaks is re-established by
+//! itself (after 1 s, doubling to 30 s), each time with one `warning:` line
+//! on stderr. With `-c -i ID` the broker keeps the session, and a QoS 1 or 2
+//! message not yet acknowledged is resent on the new connection (DUP=1,
+//! same packet id): `pub` exits 0 only once every message is acknowledged.
+//! `sub` subscribes again when the broker did not keep the session, and
+//! still exits after COUNT. Without `-c`, a reconnect starts a new session:
+//! a message `pub` had not seen acknowledged is discarded (error, exit 1).
+//! The first connection is the exception, as with `mosquitto_pub`: if it
+//! fails (no TCP, TLS or WebSocket, CONNACK refused, no CONNACK), the
+//! command reports it and exits 1; `--connect-retry SECS` retries it for up
+//! to SECS seconds first.
+//!
 //! `-q 2` is QoS 2: `pub` returns once the PUBCOMP arrived; `sub` subscribes
-//! at QoS 2 and receives exactly once (`Client::receive_qos2`). The ids of
-//! QoS 2 messages awaiting PUBREL live in the process, so with `-c` a
-//! message the broker redelivers after `sub` was restarted may print twice.
+//! at QoS 2 and receives exactly once. The ids of QoS 2 messages awaiting
+//! PUBREL live in the process, so with `-c` a message the broker
+//! redelivers after `sub` was restarted may print twice.
 //!
 //! `pub -c -i ID --store FILE` keeps the session in FILE (a 64 KiB
 //! file-backed flash, `umqtt::store::FlashStore`): a publisher killed and
@@ -27,33 +41,45 @@
 //! acknowledged (DUP=1, same packet ids) and goes on. `{n}` in MSG is the
 //! message's number, 0..REPEAT; the next number to publish is kept in
 //! FILE.progress, and numbers still in the stored session are not
-//! published again.
+//! published again. With `--store`, `pub` uses one connection through the
+//! plain client (the always-connected one has no store yet): if it breaks,
+//! `pub` exits 1 and the next run resends.
 //!
 //! `--ws PATH` (build with `--features ws`) speaks MQTT over a WebSocket
 //! opened on PATH (`ws://`; with the TLS flags, `wss://`).
 
+mod cli_connect;
 mod tls_open;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::rc::Rc;
 use std::time::Duration;
 
-use embedded_io_adapters::tokio_1::FromTokio;
+use embassy_futures::select::{Either, select};
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embedded_io_async::{Read, Write};
-use umqtt::store::{FileFlash, FlashStore, Store};
-use umqtt::{
-    Client, ConnectOptions, Error, ProtocolLevel, Publish, QoS, SubscribeReturnCode, SubscribeTopic,
+use tokio::sync::Notify;
+use umqtt::connect::{Connector, TokioConnector};
+use umqtt::robust::{
+    self, Backoff, Config, DisconnectReason, Event, Hooks, Runner, State, Stop,
 };
+use umqtt::store::{FileFlash, FlashStore, Store};
+use umqtt::{Client, ConnectOptions, Error, ProtocolLevel, Publish, QoS};
+
+use cli_connect::{Describe, LastFailure, Reporting};
 
 const USAGE: &str = "usage:
   cli sub -h HOST -p PORT -t FILTER [-t FILTER...] [-q 0|1|2] [-C COUNT] [-i ID] [-k KEEPALIVE]
-          [-c] [-u USER -P PASS] [-v] [-V 31|311]
+          [-c] [-u USER -P PASS] [-v] [-V 31|311] [--connect-retry SECS]
           [--will-topic T --will-payload P --will-qos Q --will-retain]
   cli pub -h HOST -p PORT -t TOPIC -m MSG [-q 0|1|2] [-r] [-i ID] [-k KEEPALIVE]
-          [-u USER -P PASS] [-V 31|311] [--repeat N] [--interval-ms MS]
+          [-c] [-u USER -P PASS] [-V 31|311] [--repeat N] [--interval-ms MS] [--connect-retry SECS]
           [-c --store FILE]   (session in FILE, survives a kill; {n} in MSG: its number)
+  Both reconnect by themselves once connected (-c -i ID keeps the session: unacknowledged
+  messages are resent, pub exits 0 once all are acknowledged); a first connection that
+  fails is an error, unless --connect-retry SECS: retry it for up to SECS seconds.
+  With --store, pub keeps one connection (no reconnect; run it again to resend).
   TLS (build with --features tls): --cafile FILE [--cert FILE --key FILE]
           [--tls-server-name NAME (default: the host)] [--insecure]; -p defaults to 8883
   WebSocket (build with --features ws): --ws PATH (e.g. /mqtt; with the TLS flags, wss)";
@@ -93,6 +119,8 @@ struct Args {
     interval: Duration,
     /// `--store FILE`: the publisher's session survives a restart.
     store: Option<std::path::PathBuf>,
+    /// `--connect-retry SECS`: how long a failing first connection is retried.
+    connect_retry: Option<Duration>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -151,6 +179,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
         repeat: 1,
         interval: Duration::ZERO,
         store: None,
+        connect_retry: None,
     };
     let c = &mut args.connection;
     while let Some(flag) = argv.next() {
@@ -190,6 +219,9 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             "-r" if !sub => args.retain = true,
             "--repeat" if !sub => args.repeat = number(&flag, &value()?)?,
             "--store" if !sub => args.store = Some(value()?.into()),
+            "--connect-retry" => {
+                args.connect_retry = Some(Duration::from_secs(number(&flag, &value()?)?));
+            }
             "--interval-ms" if !sub => {
                 args.interval = Duration::from_millis(number(&flag, &value()?)?);
             }
@@ -207,6 +239,9 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
     }
     if args.store.is_some() && args.connection.clean_session {
         return Err("--store needs a persistent session (-c -i ID)".into());
+    }
+    if args.store.is_some() && args.connect_retry.is_some() {
+        return Err("--connect-retry does not apply to --store (one connection)".into());
     }
     if !args.connection.clean_session && args.connection.client_id.is_none() {
         return Err("-c needs a client id (-i)".into());
@@ -236,13 +271,289 @@ impl Connection {
     }
 }
 
-/// Opens the transport to the broker: plain TCP.
-async fn open_transport(c: &Connection) -> Result<FromTokio<tokio::net::TcpStream>, String> {
-    let stream = tokio::net::TcpStream::connect((c.host.as_str(), c.port))
-        .await
-        .map_err(|e| format!("cannot connect to {}:{}: {e}", c.host, c.port))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    Ok(FromTokio::new(stream))
+/// Bytes a command passes from the handles to the runner: the longest
+/// topic plus `-m` message `pub` sends (or filter `sub` subscribes to).
+const COMMAND_BYTES: usize = 256 * 1024;
+
+/// Bytes of the remembered subscriptions (3 plus the filter's length
+/// each), sent again when the broker did not keep the session.
+const SUBSCRIPTION_BYTES: usize = 16 * 1024;
+
+/// What the runner and its handles share. Received messages are printed
+/// by the runner's hooks, so the mailbox is empty.
+type CliState = State<CriticalSectionRawMutex, COMMAND_BYTES, 0, SUBSCRIPTION_BYTES>;
+
+/// Reconnect delays: 1 s doubling to 30 s, less up to 25 % at random; a
+/// connection up for 30 s starts again at 1 s.
+const BACKOFF: Backoff = Backoff {
+    min: umqtt::Duration::from_secs(1),
+    max: umqtt::Duration::from_secs(30),
+    factor: 2,
+    jitter_percent: 25,
+    stable_after: umqtt::Duration::from_secs(30),
+};
+
+/// What the runner's hooks and the command share about the link.
+struct Link {
+    /// The connector's last failure, described.
+    connector_failure: LastFailure,
+    /// Until when a failing first connection is retried (`--connect-retry`).
+    retry_until: Option<std::time::Instant>,
+    /// The broker accepted a connection once: from then on every loss is
+    /// re-established.
+    connected: Cell<bool>,
+    /// Why the first connection failed, once given up.
+    failure: RefCell<Option<String>>,
+    /// Notified when `failure` is set.
+    failed: Notify,
+    /// Why the last connection ended, told with the next attempt's delay.
+    lost: RefCell<Option<String>>,
+}
+
+impl Link {
+    fn new(connector_failure: LastFailure, retry: Option<Duration>) -> Self {
+        Self {
+            connector_failure,
+            retry_until: retry.map(|d| std::time::Instant::now() + d),
+            connected: Cell::new(false),
+            failure: RefCell::new(None),
+            failed: Notify::new(),
+            lost: RefCell::new(None),
+        }
+    }
+}
+
+/// A message as `sub` prints it later.
+type Held = (String, Vec<u8>);
+
+/// What `sub` prints, from the runner's hooks.
+struct Printer {
+    verbose: bool,
+    limit: u64,
+    printed: Cell<u64>,
+    /// Messages that arrived before every filter was subscribed (each
+    /// filter is its own SUBSCRIBE), printed after: the first line `sub`
+    /// prints means it is subscribed to all, as with mosquitto_sub.
+    held: RefCell<Option<Vec<Held>>>,
+    stdout_closed: Cell<bool>,
+    /// Notified when `limit` is reached or stdout closed.
+    done: Notify,
+}
+
+impl Printer {
+    fn new(args: &Args) -> Self {
+        Self {
+            verbose: args.verbose,
+            limit: args.count.unwrap_or(u64::MAX),
+            printed: Cell::new(0),
+            held: RefCell::new(Some(Vec::new())),
+            stdout_closed: Cell::new(false),
+            done: Notify::new(),
+        }
+    }
+
+    /// Whether `sub` is done: COUNT printed, or stdout closed.
+    fn finished(&self) -> bool {
+        self.printed.get() >= self.limit || self.stdout_closed.get()
+    }
+
+    /// Prints (or holds) a received message; those after COUNT are dropped.
+    fn receive(&self, topic: &str, payload: &[u8]) {
+        if let Some(held) = self.held.borrow_mut().as_mut() {
+            held.push((topic.to_owned(), payload.to_vec()));
+            return;
+        }
+        if self.finished() {
+            return;
+        }
+        self.printed.set(self.printed.get() + 1);
+        let mut out = std::io::stdout().lock();
+        let topic = if self.verbose { write!(out, "{topic} ") } else { Ok(()) };
+        let written = topic.and_then(|()| out.write_all(payload));
+        if written.and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush()).is_err() {
+            self.stdout_closed.set(true);
+        }
+        if self.finished() {
+            self.done.notify_one();
+        }
+    }
+
+    /// Every filter is subscribed: prints what was held.
+    fn release(&self) {
+        let held = self.held.borrow_mut().take();
+        for (topic, payload) in held.into_iter().flatten() {
+            self.receive(&topic, &payload);
+        }
+    }
+}
+
+/// The runner's hooks: the link's events, and `sub`'s messages.
+struct CliHooks<'a> {
+    link: &'a Link,
+    printer: Option<&'a Printer>,
+}
+
+impl Hooks for CliHooks<'_> {
+    fn on_event(&mut self, event: &Event) {
+        let link = self.link;
+        match *event {
+            Event::Connected { .. } => link.connected.set(true),
+            Event::Disconnected { reason: DisconnectReason::Requested } => {}
+            Event::Disconnected { reason } => {
+                let up = link.connected.get();
+                let what = describe(reason, link.connector_failure.take(), up);
+                let retry = up || link.retry_until.is_some_and(|t| std::time::Instant::now() < t);
+                if retry {
+                    *link.lost.borrow_mut() = Some(what);
+                } else if link.failure.borrow().is_none() {
+                    *link.failure.borrow_mut() = Some(what);
+                    link.failed.notify_one();
+                }
+            }
+            Event::ReconnectAttempt { delay } => {
+                if let Some(what) = link.lost.take() {
+                    eprintln!("warning: {what}; reconnecting in {} ms", delay.as_millis());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_message(&mut self, message: &Publish<'_>) -> bool {
+        if let Some(printer) = self.printer {
+            printer.receive(message.topic, message.payload);
+        }
+        true
+    }
+}
+
+/// One line on why a connection (or an attempt) ended; `up`: a
+/// connection was accepted before.
+fn describe(reason: DisconnectReason, connector: Option<String>, up: bool) -> String {
+    match reason {
+        DisconnectReason::ConnectFailed => connector.unwrap_or_else(|| reason.to_string()),
+        DisconnectReason::Refused(code) => format!("connect: connection refused: {code}"),
+        _ if up => format!("connection lost: {reason}"),
+        _ => format!("connect: {reason}"),
+    }
+}
+
+/// A random `u32` for the backoff's jitter (0 if the OS has none).
+fn random_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    u32::from_ne_bytes(bytes)
+}
+
+/// Bytes CONNECT takes at most with these options (and a default id).
+fn connect_bound(c: &Connection) -> usize {
+    let strings = [&c.client_id, &c.username, &c.password, &c.will_topic];
+    let lengths: usize = strings.iter().map(|s| s.as_ref().map_or(0, String::len) + 2).sum();
+    64 + lengths + c.will_payload.len() + 2
+}
+
+/// Runs `sub` or `pub` through the always-connected client: the
+/// runner, and the command as a task using its handle, in one `select`.
+async fn always_connected<K: Connector>(
+    connector: K,
+    args: &Args,
+    link: &Link,
+) -> Result<(), String> {
+    let c = &args.connection;
+    let sub = args.command == Command::Sub;
+    let default_id = format!("umqtt-{}-{}", if sub { "sub" } else { "pub" }, std::process::id());
+    let longest = args.topics.iter().map(String::len).max().unwrap_or(0);
+    let message = args.message.as_deref().map_or(0, str::len);
+    // rx: the largest message `sub` takes; tx: what is written at once
+    // (a burst of acknowledgments, the stored PUBLISH with the next
+    // CONNECT behind it).
+    let (rx_len, tx_len) = match sub {
+        true => (256 * 1024, 4096 + longest + connect_bound(c)),
+        false => (4096, longest + message + 64 + connect_bound(c)),
+    };
+    let (mut rx, mut tx) = (vec![0u8; rx_len], vec![0u8; tx_len]);
+    // Ids of QoS 2 messages delivered and awaiting PUBREL: one per message
+    // the broker may have in flight to us (Mosquitto's default is 20).
+    let mut slots = vec![0u16; 64];
+    let state: Box<CliState> = Box::new(State::new());
+    let printer = sub.then(|| Printer::new(args));
+    let hooks = CliHooks { link, printer: printer.as_ref() };
+    let config = Config { backoff: BACKOFF, ..Config::default() };
+    let opts = c.options(&default_id);
+    let (runner, client) = Runner::new(connector, &*state, &mut rx, &mut tx, opts, config);
+    let mut runner = runner.with_rng(random_u32).with_hooks(hooks);
+    if sub && args.qos == QoS::ExactlyOnce {
+        runner.receive_qos2(&mut slots);
+    }
+    let failed = async {
+        link.failed.notified().await;
+        Err(link.failure.take().unwrap_or_default())
+    };
+    let work = async {
+        let job = async {
+            match &printer {
+                Some(printer) => subscribe_and_print(client, args, printer).await,
+                None => publish_each(client, args).await,
+            }
+        };
+        let (Either::First(result) | Either::Second(result)) = select(job, failed).await;
+        if result.is_ok() {
+            // DISCONNECT, once every message is acknowledged.
+            client.close().await;
+        }
+        result
+    };
+    match select(runner.run(), work).await {
+        // Only after `close`, which the command calls once done.
+        Either::First(Stop::Closed) => Ok(()),
+        Either::First(Stop::Refused(code)) => Err(format!("connect: connection refused: {code}")),
+        Either::Second(result) => result,
+    }
+}
+
+/// `sub`: subscribes to every filter (remembered: sent again after a
+/// reconnect without session), then prints until COUNT.
+async fn subscribe_and_print(
+    client: robust::Client<'_>,
+    args: &Args,
+    printer: &Printer,
+) -> Result<(), String> {
+    for filter in &args.topics {
+        match client.subscribe(filter, args.qos).await {
+            // Lost before its SUBACK: sent again after the reconnect.
+            Ok(()) | Err(robust::Error::ConnectionLost) => {}
+            Err(robust::Error::SubscribeRefused) => {
+                return Err(format!("subscription to {filter:?} refused by the broker"));
+            }
+            Err(e) => return Err(format!("subscribe: {e}")),
+        }
+    }
+    printer.release();
+    while !printer.finished() {
+        printer.done.notified().await;
+    }
+    match printer.stdout_closed.get() {
+        true => Err("cannot write to standard output".into()),
+        false => Ok(()),
+    }
+}
+
+/// `pub`: publishes MSG REPEAT times, INTERVAL apart, each acknowledged
+/// (QoS 1, 2) or written (QoS 0) before the next, across reconnects.
+async fn publish_each(client: robust::Client<'_>, args: &Args) -> Result<(), String> {
+    let (topic, message) = (&args.topics[0], args.message.as_deref().unwrap_or_default());
+    for n in 0..args.repeat {
+        if n > 0 {
+            // The runner answers keepalive meanwhile.
+            tokio::time::sleep(args.interval).await;
+        }
+        let payload = message.replace("{n}", &n.to_string());
+        client
+            .publish(topic, payload.as_bytes(), args.qos, args.retain)
+            .await
+            .map_err(|e| format!("publish: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Describes a client error with what was being done.
@@ -250,72 +561,19 @@ fn context<E: std::fmt::Debug>(what: &str) -> impl FnOnce(Error<E>) -> String + 
     move |e| format!("{what}: {e}")
 }
 
-/// Runs `sub` over any transport.
-async fn subscribe<T>(transport: T, args: &Args) -> Result<(), String>
-where
-    T: Read + Write,
-    T::Error: std::fmt::Debug,
-{
-    let (mut rx, mut tx) = (vec![0u8; 256 * 1024], vec![0u8; 4096]);
-    let received = Rc::new(Cell::new(0u64));
-    let stdout_closed = Rc::new(Cell::new(false));
-    let (seen, closed) = (received.clone(), stdout_closed.clone());
-    let (limit, verbose) = (args.count.unwrap_or(u64::MAX), args.verbose);
-    // Ids of QoS 2 messages delivered and awaiting PUBREL: one per message
-    // the broker may have in flight to us (Mosquitto's default is 20).
-    let mut slots = vec![0u16; 64];
-    let client = Client::new(transport, &mut rx, &mut tx, move |m: &Publish<'_>| {
-        if seen.get() >= limit {
-            return;
-        }
-        seen.set(seen.get() + 1);
-        let mut out = std::io::stdout().lock();
-        let topic = if verbose { write!(out, "{} ", m.topic) } else { Ok(()) };
-        let written = topic.and_then(|()| out.write_all(m.payload));
-        if written.and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush()).is_err() {
-            closed.set(true);
-        }
-    });
-    let mut client =
-        if args.qos == QoS::ExactlyOnce { client.receive_qos2(&mut slots) } else { client };
-    let default_id = format!("umqtt-sub-{}", std::process::id());
-    client.connect(&args.connection.options(&default_id)).await.map_err(context("connect"))?;
-    let topics: Vec<_> =
-        args.topics.iter().map(|filter| SubscribeTopic { filter, qos: args.qos }).collect();
-    let codes = client.subscribe_many(&topics).await.map_err(context("subscribe"))?;
-    for (topic, code) in args.topics.iter().zip(&codes) {
-        if *code == SubscribeReturnCode::Failure {
-            return Err(format!("subscription to {topic:?} refused by the broker"));
-        }
-    }
-    while received.get() < limit {
-        if stdout_closed.get() {
-            return Err("cannot write to standard output".into());
-        }
-        match client.wait_msg().await {
-            Ok(()) => {}
-            Err(Error::PacketTooLarge(o)) => {
-                eprintln!("warning: skipped a {}-byte message (larger than the buffer)", o.size);
-            }
-            Err(e) => return Err(format!("receive: {e}")),
-        }
-    }
-    client.disconnect().await.map_err(context("disconnect"))
-}
-
-/// Runs `pub` over any transport.
-async fn publish<T>(transport: T, args: &Args) -> Result<(), String>
-where
-    T: Read + Write,
-    T::Error: std::fmt::Debug,
-{
+/// `pub --store FILE`: one connection (no reconnect) through the plain
+/// client, whose session survives a kill in FILE.
+async fn publish_stored<K: Connector>(
+    mut connector: K,
+    args: &Args,
+    path: &std::path::Path,
+    last: &LastFailure,
+) -> Result<(), String> {
+    let transport = connector.connect().await.map_err(|_| last.take().unwrap_or_default())?;
     let (topic, message) = (&args.topics[0], args.message.as_deref().unwrap_or_default());
     let packet_len = topic.len() + message.len() + 64;
     let (mut rx, mut tx) = (vec![0u8; 4096], vec![0u8; packet_len]);
     let client = Client::new(transport, &mut rx, &mut tx, |_: &Publish<'_>| {});
-    let Some(path) = &args.store else {
-        return publish_all(client, args, 0, None).await;
-    };
     let flash =
         FileFlash::open(path, STORE_BYTES).map_err(|e| format!("store {}: {e}", path.display()))?;
     let mut record = vec![0u8; packet_len + 16];
@@ -323,19 +581,19 @@ where
         .map_err(|e| format!("store: {e}"))?;
     let progress = path.with_extension("progress");
     let next = std::fs::read_to_string(&progress).ok().and_then(|t| t.trim().parse().ok());
-    publish_all(client.with_store(&mut store), args, next.unwrap_or(0), Some(&progress)).await
+    publish_all(client.with_store(&mut store), args, next.unwrap_or(0), &progress).await
 }
 
 /// Size of the `--store` file: 16 flash pages of 4 KiB.
 const STORE_BYTES: usize = 64 * 1024;
 
-/// Publishes messages `first..REPEAT` (and with a store, resends what it
-/// held), recording the next number in `progress` after each.
+/// Publishes messages `first..REPEAT` (and resends what the store held),
+/// recording the next number in `progress` after each.
 async fn publish_all<T, S>(
     mut client: Client<'_, T, impl FnMut(&Publish<'_>), S>,
     args: &Args,
     first: u64,
-    progress: Option<&std::path::Path>,
+    progress: &std::path::Path,
 ) -> Result<(), String>
 where
     T: Read + Write,
@@ -379,65 +637,60 @@ where
         // its PUBREL, which has no payload, only in a later call).
         let sent = client.publish_no_wait(topic, payload.as_bytes(), args.qos, args.retain).await;
         let id = sent.map_err(|e| context("publish")(e.error))?;
-        if let Some(path) = progress {
-            // Written whole or not at all (rename), so a kill leaves it readable.
-            let tmp = path.with_extension("progress.tmp");
-            std::fs::write(&tmp, (n + 1).to_string())
-                .and_then(|()| std::fs::rename(&tmp, path))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
+        // Written whole or not at all (rename), so a kill leaves it readable.
+        let tmp = progress.with_extension("progress.tmp");
+        std::fs::write(&tmp, (n + 1).to_string())
+            .and_then(|()| std::fs::rename(&tmp, progress))
+            .map_err(|e| format!("{}: {e}", progress.display()))?;
         client.wait_acked(id).await.map_err(context("publish"))?;
     }
     client.wait_all_acked().await.map_err(context("wait for acknowledgments"))?;
     client.disconnect().await.map_err(context("disconnect"))
 }
 
+/// Runs the command through TCP, TLS with the TLS flags.
 async fn run(args: &Args) -> Result<(), String> {
-    let transport = open_transport(&args.connection).await?;
+    let c = &args.connection;
+    let tcp = TokioConnector::new(c.host.as_str(), c.port);
     #[cfg(feature = "tls")]
-    if args.connection.tls.wanted() {
-        let c = &args.connection;
+    if c.tls.wanted() {
         let material = tls_open::Material::load(&c.tls, &c.host)?;
         let options = material.options()?;
         let (mut read, mut write) = tls_open::buffers();
-        let stream =
-            umqtt::tls::connect(transport, &mut read, &mut write, &options, tls_open::OsRng)
-                .await
-                .map_err(|e| format!("TLS with {}:{}: {e}", c.host, c.port))?;
-        return over_ws(stream, args).await;
+        let tls =
+            umqtt::tls::TlsConnector::new(tcp, options, &mut read, &mut write, tls_open::OsRng);
+        return over_ws(tls, args).await;
     }
-    over_ws(transport, args).await
+    over_ws(tcp, args).await
 }
 
-/// Runs the command over `transport`, through a WebSocket with `--ws`.
-async fn over_ws<T>(transport: T, args: &Args) -> Result<(), String>
+/// Runs the command over `connector`, through a WebSocket with `--ws`.
+async fn over_ws<K: Connector>(connector: K, args: &Args) -> Result<(), String>
 where
-    T: Read + Write,
-    T::Error: std::fmt::Debug,
+    K::Error: Describe,
 {
     #[cfg(feature = "ws")]
     if let Some(path) = &args.connection.ws_path {
-        use umqtt::ws::{self, FRAME_OVERHEAD, WsOptions};
         let c = &args.connection;
         let host = format!("{}:{}", c.host, c.port);
-        let mut ws_tx = vec![0u8; 4096 + FRAME_OVERHEAD];
-        let options = WsOptions::new(&host, path);
-        let stream = ws::connect(transport, &mut ws_tx, &options, tls_open::OsRng)
-            .await
-            .map_err(|e| format!("WebSocket {host}{path}: {e}"))?;
-        return command(stream, args).await;
+        let ws = cli_connect::WsConnector::new(connector, host, path.clone());
+        return command(ws, args).await;
     }
-    command(transport, args).await
+    command(connector, args).await
 }
 
-async fn command<T>(transport: T, args: &Args) -> Result<(), String>
+/// Runs the command over `connector`: always connected, except `pub
+/// --store`.
+async fn command<K: Connector>(connector: K, args: &Args) -> Result<(), String>
 where
-    T: Read + Write,
-    T::Error: std::fmt::Debug,
+    K::Error: Describe,
 {
-    match args.command {
-        Command::Sub => subscribe(transport, args).await,
-        Command::Pub => publish(transport, args).await,
+    let c = &args.connection;
+    let last = LastFailure::default();
+    let connector = Reporting::new(connector, format!("{}:{}", c.host, c.port), last.clone());
+    match &args.store {
+        Some(path) => publish_stored(connector, args, path, &last).await,
+        None => always_connected(connector, args, &Link::new(last, args.connect_retry)).await,
     }
 }
 

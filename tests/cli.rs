@@ -170,7 +170,10 @@ fn sub_and_pub_at_qos2_deliver_exactly_once() {
     assert_eq!(text(&output.stderr), "");
     let log = broker.log();
     let count = |needle: &str| log.matches(needle).count();
-    assert_eq!(count("Received SUBSCRIBE from cli-sub"), 1, "{log}");
+    // One SUBSCRIBE per filter (the always-connected client remembers
+    // each filter to send it again after a reconnect), each sent once.
+    assert_eq!(count("Received SUBSCRIBE from cli-sub"), 2, "{log}");
+    assert_eq!(count("cli-sub 2 cli/ready"), 1, "subscribed at QoS 2: {log}");
     assert_eq!(count("cli-sub 2 cli/q2"), 1, "subscribed at QoS 2: {log}");
     assert_eq!(count("Received PUBLISH from cli-pub (d0, q2"), 3, "{log}");
     assert_eq!(count("Received PUBREL from cli-pub"), 3, "{log}");
