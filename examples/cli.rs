@@ -61,9 +61,7 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embedded_io_async::{Read, Write};
 use tokio::sync::Notify;
 use umqtt::connect::{Connector, TokioConnector};
-use umqtt::robust::{
-    self, Backoff, Config, DisconnectReason, Event, Hooks, Runner, State, Stop,
-};
+use umqtt::robust::{self, Backoff, Config, DisconnectReason, Event, Hooks, Runner, State, Stop};
 use umqtt::store::{FileFlash, FlashStore, Store};
 use umqtt::{Client, ConnectOptions, Error, ProtocolLevel, Publish, QoS};
 

@@ -3,68 +3,20 @@
 //! connection error), and the demo against its own in-process broker.
 
 mod broker_support;
+mod cli_support;
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use broker_support::broker_with_subscribe_acl;
+use cli_support::{build_example, cli, finish, text};
 use common::Mosquitto;
-
-/// The `cli` example binary, built (or found fresh) by cargo once per run.
-fn cli() -> Command {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    Command::new(PATH.get_or_init(|| build_example("cli")))
-}
-
-/// Builds the example `name` with the profile and features of this test
-/// (a no-op when `cargo test` already built it) and returns its path.
-fn build_example(name: &str) -> PathBuf {
-    // This test runs as <target>/<profile>/deps/cli-<hash>.
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_owned();
-    let target_dir = profile_dir.parent().unwrap();
-    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    build.args(["build", "--quiet", "--example", name]);
-    build.current_dir(env!("CARGO_MANIFEST_DIR")).env("CARGO_TARGET_DIR", target_dir);
-    if profile_dir.ends_with("release") {
-        build.arg("--release");
-    }
-    // The features of this test build, so that the build is a no-op.
-    let features: Vec<&str> = [("tls", cfg!(feature = "tls")), ("ws", cfg!(feature = "ws"))]
-        .into_iter()
-        .filter_map(|(name, on)| on.then_some(name))
-        .collect();
-    if !features.is_empty() {
-        build.args(["--features", &features.join(",")]);
-    }
-    let status = build.status().expect("run cargo build --example");
-    assert!(status.success(), "cargo build --example {name} failed");
-    profile_dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
-}
 
 /// Runs `cli` with `args` to completion (at most 20 s).
 fn run(args: &[&str]) -> Output {
     let child = cli().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     finish(child)
-}
-
-fn finish(mut child: Child) -> Output {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("cli did not exit within 20 s: {:?}", child.wait_with_output());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Asserts the run failed with exactly one `error: ` line on stderr.
