@@ -10,9 +10,10 @@
 //! - `sub` across a broker restart (SIGKILL, then a new broker on the same
 //!   port, which kept no session): it subscribes again, and messages
 //!   published after the restart are printed;
-//! - `sub -c -i ID` whose connection is cut: the broker kept the session
-//!   (CONNACK session present), it is not subscribed again, and the QoS 1
-//!   message published while it was away is delivered `[MQTT-3.1.2-5]`;
+//! - `sub -c -i ID` whose connection is cut: the broker resumed the
+//!   session (CONNACK session present) `[MQTT-3.1.2-4]`, so it is not
+//!   subscribed again, and the QoS 1 message published while it was away
+//!   is delivered;
 //! - `pub --connect-retry SECS` started before the broker: it retries the
 //!   first connection and publishes once the broker is up.
 //!
@@ -298,7 +299,7 @@ fn mqtt_4_4_0_1_pub_resends_with_dup_and_same_id_after_a_cut_before_puback() {
     assert_eq!(publishes.len(), 2, "the PUBLISH, then its resend: {publishes:?}");
     let (first, resent) = (&publishes[0], &publishes[1]);
     assert_eq!((first.0, resent.0), (0, 1), "one PUBLISH on each connection");
-    assert!(!first.1.dup, "first sent with DUP=0 [MQTT-3.3.1-3]");
+    assert!(!first.1.dup, "first sent with DUP=0 (the first occasion, 3.3.1.1)");
     assert!(resent.1.dup, "resent with DUP=1 [MQTT-3.3.1-1]");
     assert_eq!(resent.1.packet_id, first.1.packet_id, "resent with the same packet identifier");
     assert_eq!(
@@ -351,7 +352,7 @@ fn sub_subscribes_again_after_a_broker_restart_and_prints_what_follows() {
 }
 
 #[test]
-fn mqtt_3_1_2_5_sub_with_session_gets_what_was_published_while_cut_off() {
+fn mqtt_3_1_2_4_sub_with_a_kept_session_is_not_subscribed_again_and_gets_what_came_meanwhile() {
     let Some(broker) = Mosquitto::start("cli_reconnect_session", "log_type all\n") else {
         return;
     };
@@ -424,6 +425,7 @@ fn pub_with_connect_retry_waits_for_a_broker_that_starts_later() {
     let broker = Mosquitto::start_on("cli_reconnect_retry", &dir, port, "log_type all\n");
     let Some(broker) = broker else {
         let _ = publisher.kill();
+        let _ = publisher.wait();
         return;
     };
     let output = finish(publisher);
