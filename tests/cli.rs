@@ -84,7 +84,11 @@ fn sub_prints_what_pub_sends_and_exits_after_count() {
 /// shows the full QoS 2 flow on both connections.
 #[test]
 fn sub_and_pub_at_qos2_deliver_exactly_once() {
-    let Some(broker) = Mosquitto::start("cli_qos2", "log_type all\n") else {
+    // TCP_NODELAY on the broker: `sub` subscribes to each filter in turn,
+    // so the PUBREL of the retained message follows a SUBACK, and Nagle
+    // would hold it for `sub`'s delayed ACK (40 ms), long enough for the
+    // whole publisher to run first.
+    let Some(broker) = Mosquitto::start("cli_qos2", "log_type all\nset_tcp_nodelay true\n") else {
         return;
     };
     let port = broker.port.to_string();

@@ -3,11 +3,13 @@
 //! over it (`umqtt::tls::TlsConnector`, feature `tls`), a WebSocket over
 //! either ([`WsConnector`], feature `ws`), and [`Reporting`] around the
 //! whole, which keeps the last failure as one line for the user (the
-//! always-connected runner only reports that the connector failed).
+//! always-connected runner only reports that the connector failed) and
+//! makes each transport [`Graceful`].
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use embedded_io_async::{ErrorType, Read, Write};
 use umqtt::connect::Connector;
 
 /// A connector error described for the user, with the address tried.
@@ -56,19 +58,104 @@ where
     K::Error: Describe,
 {
     type Transport<'c>
-        = K::Transport<'c>
+        = Graceful<K::Transport<'c>>
     where
         Self: 'c;
     type Error = K::Error;
 
     async fn connect(&mut self) -> Result<Self::Transport<'_>, Self::Error> {
         match self.inner.connect().await {
-            Ok(transport) => Ok(transport),
+            Ok(inner) => Ok(Graceful { inner, scan: Scan::Start, last: 0, disconnected: false }),
             Err(e) => {
                 *self.last.borrow_mut() = Some(e.describe(&self.addr));
                 Err(e)
             }
         }
+    }
+}
+
+/// A transport that ends gracefully: once the client has written and
+/// flushed DISCONNECT, the flush also reads (and drops) what the broker
+/// still sends, until it closes the connection. Closing a socket with
+/// unread bytes makes the kernel reset the connection, and a broker that
+/// sees the reset before it read the DISCONNECT drops it, with the last
+/// acknowledgments, and publishes the Will. The client's flush is bounded
+/// by its ack timeout, so a broker that does not close costs that long.
+pub struct Graceful<T> {
+    inner: T,
+    /// Where the written bytes are in their packet.
+    scan: Scan,
+    /// The first byte of the packet being written.
+    last: u8,
+    /// The last whole packet written was DISCONNECT.
+    disconnected: bool,
+}
+
+/// Where a byte written is in its MQTT packet.
+#[derive(Clone, Copy)]
+enum Scan {
+    /// Its first byte (type and flags).
+    Start,
+    /// The remaining length, this much so far, at this bit.
+    Length(usize, u32),
+    /// The body, this many bytes still to come.
+    Body(usize),
+}
+
+impl<T> Graceful<T> {
+    /// Follows the packets in `written`.
+    fn scan(&mut self, written: &[u8]) {
+        for &byte in written {
+            self.scan = match self.scan {
+                Scan::Start => {
+                    self.last = byte;
+                    Scan::Length(0, 0)
+                }
+                Scan::Length(len, shift) => {
+                    let len = len | usize::from(byte & 0x7f) << shift;
+                    match (byte & 0x80 != 0, len) {
+                        (true, _) => Scan::Length(len, shift + 7),
+                        (false, 0) => self.complete(),
+                        (false, len) => Scan::Body(len),
+                    }
+                }
+                Scan::Body(1) => self.complete(),
+                Scan::Body(left) => Scan::Body(left - 1),
+            };
+        }
+    }
+
+    /// A whole packet was written.
+    fn complete(&mut self) -> Scan {
+        self.disconnected = self.last == 0xe0;
+        Scan::Start
+    }
+}
+
+impl<T: ErrorType> ErrorType for Graceful<T> {
+    type Error = T::Error;
+}
+
+impl<T: Read> Read for Graceful<T> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        self.inner.read(buf).await
+    }
+}
+
+impl<T: Read + Write> Write for Graceful<T> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        let n = self.inner.write(buf).await?;
+        self.scan(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
+
+    async fn flush(&mut self) -> Result<(), Self::Error> {
+        self.inner.flush().await?;
+        if self.disconnected {
+            let mut drop = [0u8; 512];
+            while let Ok(1..) = self.inner.read(&mut drop).await {}
+        }
+        Ok(())
     }
 }
 
