@@ -14,6 +14,7 @@
 //!   session (CONNACK session present) `[MQTT-3.1.2-4]`, so it is not
 //!   subscribed again, and the QoS 1 message published while it was away
 //!   is delivered;
+//! - `sub` over TLS across a broker restart, the same;
 //! - `pub --connect-retry SECS` started before the broker: it retries the
 //!   first connection and publishes once the broker is up.
 //!
@@ -432,4 +433,56 @@ fn pub_with_connect_retry_waits_for_a_broker_that_starts_later() {
     assert!(output.status.success(), "pub failed");
     let log = broker.log();
     assert!(log.contains("Received PUBLISH from cli-retry (d0, q1, r0, m1, 'cli/retry'"), "{log}");
+}
+
+#[cfg(feature = "tls")]
+mod tls_common;
+
+/// The same over TLS (`umqtt::tls::TlsConnector`): a new handshake on
+/// each connection, checked against the CA as `localhost`.
+#[cfg(feature = "tls")]
+#[test]
+fn sub_over_tls_subscribes_again_after_a_broker_restart() {
+    use tls_common::{have_openssl, pki};
+    if !have_openssl("cli_reconnect_tls") {
+        return;
+    }
+    let tls_port = common::free_port();
+    let listener = pki().listener(tls_port, "server.pem", "server.key", false);
+    let Some(mut broker) = Mosquitto::start("cli_reconnect_tls", &listener) else {
+        return;
+    };
+    let (port, dir) = (broker.port, broker.dir.clone());
+    publish_direct(port, &["-t", "cli/rt/ready", "-m", "ready", "-r"]);
+    let ca = pki().path("ca.pem");
+    let tls_port_arg = tls_port.to_string();
+    let mut sub = start(&[
+        "sub",
+        "-h",
+        "localhost",
+        "-p",
+        &tls_port_arg,
+        "--cafile",
+        ca.to_str().unwrap(),
+        "-t",
+        "cli/rt/#",
+        "-q",
+        "1",
+        "-C",
+        "3",
+        "-v",
+    ]);
+    let mut lines = lines_of(sub.stdout.take().unwrap());
+    assert_eq!(lines.next().unwrap().unwrap(), "cli/rt/ready ready");
+
+    broker.kill(); // SIGKILL
+    let _broker = Mosquitto::start_on("cli_reconnect_tls", &dir, port, &listener).unwrap();
+    publish_direct(port, &["-t", "cli/rt/after", "-m", "after restart", "-r", "-q", "1"]);
+    assert_eq!(lines.next().unwrap().unwrap(), "cli/rt/after after restart");
+    publish_direct(port, &["-t", "cli/rt/live", "-m", "live", "-q", "1"]);
+    assert_eq!(lines.next().unwrap().unwrap(), "cli/rt/live live");
+    let output = finish(sub);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "sub failed: {stderr}");
+    assert!(stderr.starts_with("warning: "), "the reconnect is told: {stderr}");
 }
