@@ -151,8 +151,7 @@ fn mqtt_3_1_2_4_a_rebooted_runner_resends_the_stored_qos1_and_qos2_messages_and_
 
     // Boot 3: both completed in boot 2: nothing is resent.
     static STATE3: TestState = State::new();
-    let mock =
-        MockTransport::new().expect(&connect(&o())).send(&connack(true)).expect(&DISCONNECT);
+    let mock = MockTransport::new().expect(&connect(&o())).send(&connack(true)).expect(&DISCONNECT);
     boot(flash, &STATE3, mock, async |client| {
         while client.state() != LinkState::Connected {
             Timer::after_millis(1).await;
