@@ -220,6 +220,10 @@ impl<R, H: Hooks, S: Store> Core<'_, R, H, S> {
                     continue;
                 }
             }
+            // An inbound QoS 2 message waits in `rx` for its record.
+            if S::PERSISTS && self.engine.store_pending() {
+                continue;
+            }
             // Handle commands and resubscriptions, once connected.
             if self.engine.state() == crate::State::Connected && !self.blocked {
                 if self.pending.is_none() && self.resubscribe()? {

@@ -3,7 +3,9 @@
 //! with unacknowledged QoS 1 and QoS 2 messages leaves them in a
 //! `FlashStore` over a `RamFlash`; a new runner over the same flash resends
 //! them after CONNACK (DUP=1, same identifiers; PUBREL for the one past
-//! PUBREC), and nothing acknowledged is resent. A store that refuses a
+//! PUBREC), and nothing acknowledged is resent; an inbound QoS 2 message
+//! delivered before the reboot and sent again after it is not delivered
+//! twice `[MQTT-4.3.3-2]`. A store that refuses a
 //! message fails its publish with a typed error and sends nothing; a
 //! stored session that cannot be loaded stops the runner before it
 //! connects.
@@ -114,7 +116,9 @@ fn mqtt_3_1_2_4_a_rebooted_runner_resends_the_stored_qos1_and_qos2_messages_and_
         .send(&pubrec(2))
         .expect(&pubrel(2))
         .expect(&publish("t", b"c", Some(3), false))
-        .send(&puback(3));
+        .send(&puback(3))
+        .send(&publish2("in", b"once", 7, false))
+        .expect(&pubrec(7));
     let flash = boot(flash, &STATE1, mock, async |client| {
         let a = client.publish("t", b"a", QoS::AtLeastOnce, false);
         let b = async {
@@ -124,6 +128,9 @@ fn mqtt_3_1_2_4_a_rebooted_runner_resends_the_stored_qos1_and_qos2_messages_and_
         let c = async {
             Timer::after_millis(2).await;
             client.publish("t", b"c", QoS::AtLeastOnce, false).await.unwrap();
+            let mut buf = [0u8; 32];
+            let m = client.receive(&mut buf).await.unwrap();
+            assert_eq!((m.topic, m.payload, m.qos), ("in", &b"once"[..], QoS::ExactlyOnce));
             Timer::after_millis(10).await;
         };
         // `c` ends the boot: `a` and `b` are still waiting.
@@ -140,12 +147,20 @@ fn mqtt_3_1_2_4_a_rebooted_runner_resends_the_stored_qos1_and_qos2_messages_and_
         .expect(&pubrel(2))
         .send(&puback(1))
         .send(&pubcomp(2))
+        // The broker had no PUBREC for 7 and sends it again: recognised
+        // from the store, acknowledged, not delivered twice.
+        .send(&publish2("in", b"once", 7, true))
+        .expect(&pubrec(7))
+        .send(&pubrel(7))
+        .expect(&pubcomp(7))
         .expect(&DISCONNECT);
     let flash = boot(flash, &STATE2, mock, async |client| {
         while client.state() != LinkState::Connected {
             Timer::after_millis(1).await;
         }
         Timer::after_millis(10).await;
+        let mut buf = [0u8; 32];
+        assert_eq!(client.try_receive(&mut buf), Ok(None), "delivered once, before the reboot");
         client.close().await;
     });
 
