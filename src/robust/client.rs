@@ -9,6 +9,7 @@ use super::state::{Cmd, CmdKind, Shared, View, Waiter, Want, lock};
 use super::{LinkState, Stats};
 use crate::QoS;
 use crate::packet::Malformed;
+use crate::store::StoreError;
 
 /// Why a handle call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,10 @@ pub enum Error {
     /// The message was stored, but a reconnect with `clean_session` set
     /// discarded it `[MQTT-3.1.2-6]`: it may not have been delivered.
     Discarded,
+    /// The runner's store could not record the message (full, or the
+    /// flash failed): it was neither sent nor kept, and no older one was
+    /// dropped.
+    Store(StoreError),
     /// A received message was larger than the mailbox; it was
     /// acknowledged and dropped (give the mailbox the size of `rx`).
     MessageTooLarge {
@@ -58,6 +63,7 @@ impl fmt::Display for Error {
             Self::SubscribeRefused => f.write_str("the broker refused the subscription"),
             Self::ConnectionLost => f.write_str("the connection ended before the acknowledgment"),
             Self::Discarded => f.write_str("a clean-session reconnect discarded the message"),
+            Self::Store(e) => write!(f, "the message could not be stored: {e}"),
             Self::MessageTooLarge { needed } => {
                 write!(f, "a received message of {needed} bytes exceeded the mailbox")
             }
