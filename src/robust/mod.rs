@@ -180,6 +180,19 @@ impl<'r, C: Connector> Runner<'r, C> {
 impl<'r, C: Connector, R: FnMut() -> u32, H: Hooks, S: Store> Runner<'r, C, R, H, S> {
     /// Takes the jitter from `rng` (e.g. `|| rng.next_u32()` of a
     /// `rand_core::RngCore`); without it there is none.
+    ///
+    /// ```no_run
+    /// # async fn demo<'r>(runner: umqtt::robust::Runner<'r, impl umqtt::connect::Connector>) {
+    /// let mut seed = 0x2545_f491_u32; // a hardware RNG on a board
+    /// let mut runner = runner.with_rng(move || {
+    ///     seed ^= seed << 13;
+    ///     seed ^= seed >> 17;
+    ///     seed ^= seed << 5;
+    ///     seed
+    /// });
+    /// runner.run().await;
+    /// # }
+    /// ```
     pub fn with_rng<R2: FnMut() -> u32>(self, rng: R2) -> Runner<'r, C, R2, H, S> {
         let core = self.core.swap(|_, hooks, store| (rng, hooks, store));
         Runner { connector: self.connector, core }
@@ -187,6 +200,21 @@ impl<'r, C: Connector, R: FnMut() -> u32, H: Hooks, S: Store> Runner<'r, C, R, H
 
     /// Calls `hooks` with the events and messages (a [`Router`], or the
     /// application's own [`Hooks`]).
+    ///
+    /// ```no_run
+    /// # async fn demo<'r>(runner: umqtt::robust::Runner<'r, impl umqtt::connect::Connector>) {
+    /// use umqtt::robust::{Event, Hooks};
+    ///
+    /// struct Log;
+    /// impl Hooks for Log {
+    ///     fn on_event(&mut self, event: &Event) {
+    ///         println!("mqtt: {event:?}");
+    ///     }
+    /// }
+    /// let mut runner = runner.with_hooks(Log);
+    /// runner.run().await;
+    /// # }
+    /// ```
     pub fn with_hooks<H2: Hooks>(self, hooks: H2) -> Runner<'r, C, R, H2, S> {
         let core = self.core.swap(|rng, _, store| (rng, hooks, store));
         Runner { connector: self.connector, core }
@@ -218,17 +246,35 @@ impl<'r, C: Connector, R: FnMut() -> u32, H: Hooks, S: Store> Runner<'r, C, R, H
     }
 
     /// Enables QoS 2 reception, see [`Engine::receive_qos2`].
+    ///
+    /// ```no_run
+    /// # fn demo<'r>(runner: &mut umqtt::robust::Runner<'r, impl umqtt::connect::Connector>, slots: &'r mut [u16; 16]) {
+    /// runner.receive_qos2(slots); // then QoS 2 subscriptions are exactly once
+    /// # }
+    /// ```
     pub fn receive_qos2(&mut self, slots: &'r mut [u16]) {
         self.core.engine.receive_qos2(slots);
     }
 
     /// The connector, e.g. to point it at another broker for the next
     /// connection.
+    ///
+    /// ```no_run
+    /// # fn demo<C: umqtt::connect::Connector>(runner: &mut umqtt::robust::Runner<'_, C>) {
+    /// let _connector = runner.connector_mut(); // e.g. to change the broker's address
+    /// # }
+    /// ```
     pub fn connector_mut(&mut self) -> &mut C {
         &mut self.connector
     }
 
     /// The hooks, e.g. to read what a handler recorded.
+    ///
+    /// ```no_run
+    /// # fn demo<C: umqtt::connect::Connector, H: umqtt::robust::Hooks>(runner: &mut umqtt::robust::Runner<'_, C, fn() -> u32, H>) {
+    /// let _hooks: &mut H = runner.hooks_mut();
+    /// # }
+    /// ```
     pub fn hooks_mut(&mut self) -> &mut H {
         &mut self.core.hooks
     }
@@ -236,6 +282,15 @@ impl<'r, C: Connector, R: FnMut() -> u32, H: Hooks, S: Store> Runner<'r, C, R, H
     /// Connects and stays connected: never returns, except after
     /// [`Client::close`], with [`Config::stop_on_auth_refusal`] a refusal
     /// of the credentials, or a stored session that cannot be loaded.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut runner: umqtt::robust::Runner<'_, impl umqtt::connect::Connector>) {
+    /// match runner.run().await {
+    ///     umqtt::robust::Stop::Closed => {} // after Client::close
+    ///     other => println!("mqtt stopped: {other:?}"),
+    /// }
+    /// # }
+    /// ```
     pub async fn run(&mut self) -> Stop {
         // The stored session, before the first connect (loaded once).
         if S::PERSISTS {
