@@ -118,9 +118,7 @@ async fn main(spawner: Spawner) {
     spawner.spawn(unwrap!(cyw43_task(runner)));
 
     control.init(cyw43_firmware::CYW43_43439A0_CLM).await;
-    control
-        .set_power_management(cyw43::PowerManagementMode::PowerSave)
-        .await;
+    control.set_power_management(cyw43::PowerManagementMode::PowerSave).await;
 
     static RESOURCES: StaticCell<StackResources<4>> = StaticCell::new();
     let (stack, runner) = embassy_net::new(
@@ -144,9 +142,8 @@ async fn main(spawner: Spawner) {
 
     // clean_session(false): the broker keeps our subscription (and queues
     // QoS 1 messages) while we are away.
-    let opts = ConnectOptions::new(MQTT_CLIENT_ID)
-        .keep_alive_secs(KEEP_ALIVE_SECS)
-        .clean_session(false);
+    let opts =
+        ConnectOptions::new(MQTT_CLIENT_ID).keep_alive_secs(KEEP_ALIVE_SECS).clean_session(false);
     let config = robust::Config {
         backoff: Backoff {
             min: Duration::from_secs(BACKOFF_MIN_SECS),
@@ -182,7 +179,7 @@ mod app {
     use embassy_executor::Spawner;
     use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
     use embassy_time::Timer;
-    use static_cell::ConstStaticCell;
+    use static_cell::{ConstStaticCell, StaticCell};
     use umqtt::robust::{self, Event, Hooks, Runner};
     use umqtt::{ConnectOptions, QoS};
 
@@ -192,8 +189,9 @@ mod app {
     /// What the runner and its handles share: a 128-byte command slot (the
     /// longest topic plus payload published), a mailbox of the size of
     /// `rx`, 128 bytes of remembered subscriptions, 4 calls waiting at once.
-    static STATE: robust::State<CriticalSectionRawMutex, 128, 1024, 128, 4> =
-        robust::State::new();
+    /// Set up at run time, so that it takes no flash for initial values.
+    static STATE: StaticCell<robust::State<CriticalSectionRawMutex, 128, 1024, 128, 4>> =
+        StaticCell::new();
     static RX: ConstStaticCell<[u8; 1024]> = ConstStaticCell::new([0; 1024]);
     static TX: ConstStaticCell<[u8; 1024]> = ConstStaticCell::new([0; 1024]);
 
@@ -254,8 +252,8 @@ mod app {
         cmd_topic: &str,
         data_topic: &str,
     ) -> ! {
-        let (runner, client) =
-            Runner::new(connector, &STATE, RX.take(), TX.take(), opts, config);
+        let state = STATE.init(robust::State::new());
+        let (runner, client) = Runner::new(connector, state, RX.take(), TX.take(), opts, config);
         let runner = runner.with_rng(crate::jitter as fn() -> u32).with_hooks(Log);
         spawner.spawn(unwrap!(mqtt_task(runner)));
         spawner.spawn(unwrap!(command_task(client)));
@@ -332,49 +330,50 @@ mod store {
                 Err(_) => warn!("connect timed out"),
                 Ok(Err(_)) => {} // logged by WifiLink
                 Ok(Ok(socket)) => {
-                let mut client = Client::with_session(socket, &mut rx, &mut tx, on_message, session)
-                    .with_store(&mut store);
-                // With clean_session false, connect resends the QoS 1
-                // publishes awaiting PUBACK (from the flash after a reset).
-                let error = 'session: {
-                    let connected = match client.connect(&opts).await {
-                        Ok(connected) => connected,
-                        Err(e) => break 'session e,
-                    };
-                    info!("MQTT connected (session present: {})", connected.session_present);
-                    if !connected.session_present {
-                        if let Err(e) = client.subscribe(cmd_topic, QoS::AtLeastOnce).await {
-                            break 'session e;
+                    let mut client =
+                        Client::with_session(socket, &mut rx, &mut tx, on_message, session)
+                            .with_store(&mut store);
+                    // With clean_session false, connect resends the QoS 1
+                    // publishes awaiting PUBACK (from the flash after a reset).
+                    let error = 'session: {
+                        let connected = match client.connect(&opts).await {
+                            Ok(connected) => connected,
+                            Err(e) => break 'session e,
+                        };
+                        info!("MQTT connected (session present: {})", connected.session_present);
+                        if !connected.session_present {
+                            if let Err(e) = client.subscribe(cmd_topic, QoS::AtLeastOnce).await {
+                                break 'session e;
+                            }
+                            info!("subscribed to {}", cmd_topic);
                         }
-                        info!("subscribed to {}", cmd_topic);
-                    }
-                    let mut next_publish = Instant::now();
-                    loop {
+                        let mut next_publish = Instant::now();
                         loop {
-                            match client.check_msg().await {
-                                Ok(true) => continue,
-                                Ok(false) => break,
-                                Err(e) => break 'session e,
+                            loop {
+                                match client.check_msg().await {
+                                    Ok(true) => continue,
+                                    Ok(false) => break,
+                                    Err(e) => break 'session e,
+                                }
                             }
-                        }
-                        if Instant::now() >= next_publish {
-                            counter = counter.wrapping_add(1);
-                            let mut payload: heapless::String<32> = heapless::String::new();
-                            unwrap!(write!(payload, "{{\"msg\": {}}}", counter));
-                            let qos = QoS::AtLeastOnce;
-                            if let Err(e) =
-                                client.publish(data_topic, payload.as_bytes(), qos, false).await
-                            {
-                                break 'session e.error;
+                            if Instant::now() >= next_publish {
+                                counter = counter.wrapping_add(1);
+                                let mut payload: heapless::String<32> = heapless::String::new();
+                                unwrap!(write!(payload, "{{\"msg\": {}}}", counter));
+                                let qos = QoS::AtLeastOnce;
+                                if let Err(e) =
+                                    client.publish(data_topic, payload.as_bytes(), qos, false).await
+                                {
+                                    break 'session e.error;
+                                }
+                                info!("published {} to {}", payload.as_str(), data_topic);
+                                next_publish += Duration::from_secs(PUBLISH_INTERVAL_SECS);
                             }
-                            info!("published {} to {}", payload.as_str(), data_topic);
-                            next_publish += Duration::from_secs(PUBLISH_INTERVAL_SECS);
+                            Timer::after_millis(100).await;
                         }
-                        Timer::after_millis(100).await;
-                    }
-                };
-                warn!("MQTT disconnected: {}", error);
-                session = client.into_session();
+                    };
+                    warn!("MQTT disconnected: {}", error);
+                    session = client.into_session();
                 }
             }
             if Instant::now().saturating_duration_since(up) >= config.backoff.stable_after {
