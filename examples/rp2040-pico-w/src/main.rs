@@ -160,9 +160,10 @@ async fn main(spawner: Spawner) {
     unwrap!(write!(cmd_topic, "umqtt/{}/cmd", MQTT_CLIENT_ID));
 
     #[cfg(not(feature = "store"))]
-    app::run(spawner, connector, opts, config, &cmd_topic, &data_topic).await;
+    let store = umqtt::store::NoStore;
     #[cfg(feature = "store")]
-    store::run(connector, p.FLASH, opts, config, &cmd_topic, &data_topic).await;
+    let store = store::open(p.FLASH);
+    app::run(spawner, connector, store, opts, config, &cmd_topic, &data_topic).await;
 }
 
 /// Jitter for the reconnect backoff, from the ring oscillator.
@@ -170,8 +171,14 @@ fn jitter() -> u32 {
     RoscRng.next_u32()
 }
 
-/// The application over the always-connected client.
+/// Where the runner keeps the session: nowhere, or (feature `store`) in
+/// flash.
 #[cfg(not(feature = "store"))]
+type Store = umqtt::store::NoStore;
+#[cfg(feature = "store")]
+type Store = store::Store;
+
+/// The application over the always-connected client.
 mod app {
     use core::fmt::Write as _;
 
@@ -183,8 +190,8 @@ mod app {
     use umqtt::robust::{self, Event, Hooks, Runner};
     use umqtt::{ConnectOptions, QoS};
 
-    use crate::Mqtt;
     use crate::config::PUBLISH_INTERVAL_SECS;
+    use crate::{Mqtt, Store};
 
     /// What the runner and its handles share: a 128-byte command slot (the
     /// longest topic plus payload published), a mailbox of the size of
@@ -218,7 +225,7 @@ mod app {
 
     /// The connection: connects, reconnects, resends; never returns here.
     #[embassy_executor::task]
-    async fn mqtt_task(mut runner: Runner<'static, Mqtt, fn() -> u32, Log>) -> ! {
+    async fn mqtt_task(mut runner: Runner<'static, Mqtt, fn() -> u32, Log, Store>) -> ! {
         let stop = runner.run().await;
         warn!("MQTT runner stopped: {}", stop);
         loop {
@@ -247,6 +254,7 @@ mod app {
     pub async fn run(
         spawner: Spawner,
         connector: Mqtt,
+        store: Store,
         opts: ConnectOptions<'static>,
         config: robust::Config,
         cmd_topic: &str,
@@ -254,7 +262,8 @@ mod app {
     ) -> ! {
         let state = STATE.init(robust::State::new());
         let (runner, client) = Runner::new(connector, state, RX.take(), TX.take(), opts, config);
-        let runner = runner.with_rng(crate::jitter as fn() -> u32).with_hooks(Log);
+        let runner =
+            runner.with_rng(crate::jitter as fn() -> u32).with_hooks(Log).with_store(store);
         spawner.spawn(unwrap!(mqtt_task(runner)));
         spawner.spawn(unwrap!(command_task(client)));
 
@@ -281,117 +290,31 @@ mod app {
 }
 
 /// The session kept in the last 64 KiB of the 2 MiB flash (feature
-/// `store`; memory.x keeps the firmware out of them).
-///
-/// `umqtt::robust` takes no store yet, so this variant keeps a loop of its
-/// own over the same connector and backoff: one `umqtt::Client` per
-/// connection, the session handed from one to the next
-/// (`into_session` / `with_session`), the flash loaded by the first
-/// connect.
+/// `store`; memory.x keeps the firmware out of them), handed to the runner
+/// (`Runner::with_store`): it loads the session before the first connect
+/// and records every step of it before the wire moves on.
 #[cfg(feature = "store")]
 mod store {
-    use core::fmt::Write as _;
-
-    use defmt::{info, unwrap, warn};
+    use defmt::unwrap;
     use embassy_rp::Peri;
     use embassy_rp::flash::{Blocking, Flash};
     use embassy_rp::peripherals::FLASH;
-    use embassy_time::{Duration, Instant, Timer, with_timeout};
-    use umqtt::connect::Connector;
-    use umqtt::robust;
+    use static_cell::ConstStaticCell;
     use umqtt::store::{BlockingFlash, FlashStore};
-    use umqtt::{Client, ConnectOptions, Publish, QoS, Session};
-
-    use crate::Mqtt;
-    use crate::config::PUBLISH_INTERVAL_SECS;
 
     const FLASH_SIZE: usize = 2 * 1024 * 1024;
     const PARTITION: core::ops::Range<u32> = (FLASH_SIZE - 64 * 1024) as u32..FLASH_SIZE as u32;
 
-    /// Connects, serves the connection until it fails, backs off, again.
-    pub async fn run(
-        mut connector: Mqtt,
-        flash: Peri<'static, FLASH>,
-        opts: ConnectOptions<'static>,
-        config: robust::Config,
-        cmd_topic: &str,
-        data_topic: &str,
-    ) -> ! {
-        // One record: the largest PUBLISH plus 16 bytes.
-        let mut record = [0u8; 1024 + 16];
-        let flash = BlockingFlash(Flash::<_, Blocking, FLASH_SIZE>::new_blocking(flash));
-        let mut store = unwrap!(FlashStore::new(flash, PARTITION, &mut record));
-        let (mut rx, mut tx) = ([0u8; 1024], [0u8; 1024]);
-        let mut session = Session::default();
-        let (mut attempt, mut counter) = (0u32, 0u32);
-        loop {
-            let up = Instant::now();
-            match with_timeout(config.connect_timeout, connector.connect()).await {
-                Err(_) => warn!("connect timed out"),
-                Ok(Err(_)) => {} // logged by WifiLink
-                Ok(Ok(socket)) => {
-                    let mut client =
-                        Client::with_session(socket, &mut rx, &mut tx, on_message, session)
-                            .with_store(&mut store);
-                    // With clean_session false, connect resends the QoS 1
-                    // publishes awaiting PUBACK (from the flash after a reset).
-                    let error = 'session: {
-                        let connected = match client.connect(&opts).await {
-                            Ok(connected) => connected,
-                            Err(e) => break 'session e,
-                        };
-                        info!("MQTT connected (session present: {})", connected.session_present);
-                        if !connected.session_present {
-                            if let Err(e) = client.subscribe(cmd_topic, QoS::AtLeastOnce).await {
-                                break 'session e;
-                            }
-                            info!("subscribed to {}", cmd_topic);
-                        }
-                        let mut next_publish = Instant::now();
-                        loop {
-                            loop {
-                                match client.check_msg().await {
-                                    Ok(true) => continue,
-                                    Ok(false) => break,
-                                    Err(e) => break 'session e,
-                                }
-                            }
-                            if Instant::now() >= next_publish {
-                                counter = counter.wrapping_add(1);
-                                let mut payload: heapless::String<32> = heapless::String::new();
-                                unwrap!(write!(payload, "{{\"msg\": {}}}", counter));
-                                let qos = QoS::AtLeastOnce;
-                                if let Err(e) =
-                                    client.publish(data_topic, payload.as_bytes(), qos, false).await
-                                {
-                                    break 'session e.error;
-                                }
-                                info!("published {} to {}", payload.as_str(), data_topic);
-                                next_publish += Duration::from_secs(PUBLISH_INTERVAL_SECS);
-                            }
-                            Timer::after_millis(100).await;
-                        }
-                    };
-                    warn!("MQTT disconnected: {}", error);
-                    session = client.into_session();
-                }
-            }
-            if Instant::now().saturating_duration_since(up) >= config.backoff.stable_after {
-                attempt = 0;
-            }
-            let delay = config.backoff.delay(attempt, crate::jitter());
-            attempt = attempt.saturating_add(1);
-            info!("reconnecting in {} ms", delay.as_millis());
-            Timer::after(delay).await;
-        }
-    }
+    /// The flash store the runner keeps its session in.
+    pub type Store =
+        FlashStore<'static, BlockingFlash<Flash<'static, FLASH, Blocking, FLASH_SIZE>>>;
 
-    /// Logs a received message.
-    fn on_message(msg: &Publish<'_>) {
-        match core::str::from_utf8(msg.payload) {
-            Ok(text) => info!("message on {}: {}", msg.topic, text),
-            Err(_) => info!("message on {}: {} bytes", msg.topic, msg.payload.len()),
-        }
+    /// Opens the store on the flash partition.
+    pub fn open(flash: Peri<'static, FLASH>) -> Store {
+        // One record: the largest PUBLISH plus 16 bytes.
+        static RECORD: ConstStaticCell<[u8; 1024 + 16]> = ConstStaticCell::new([0; 1024 + 16]);
+        let flash = BlockingFlash(Flash::<_, Blocking, FLASH_SIZE>::new_blocking(flash));
+        unwrap!(FlashStore::new(flash, PARTITION, RECORD.take()))
     }
 }
 
