@@ -505,6 +505,7 @@ async fn always_connected<K: Connector>(
         // Only after `close`, which the command calls once done.
         Either::First(Stop::Closed) => Ok(()),
         Either::First(Stop::Refused(code)) => Err(format!("connect: connection refused: {code}")),
+        Either::First(stop) => Err(format!("the always-connected client stopped: {stop:?}")),
         Either::Second(result) => result,
     }
 }

@@ -9,6 +9,7 @@ use super::state::{Cmd, CmdKind, Shared, View, Waiter, Want, lock};
 use super::{LinkState, Stats};
 use crate::QoS;
 use crate::packet::Malformed;
+use crate::store::StoreError;
 
 /// Why a handle call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,10 @@ pub enum Error {
     /// The message was stored, but a reconnect with `clean_session` set
     /// discarded it `[MQTT-3.1.2-6]`: it may not have been delivered.
     Discarded,
+    /// The runner's store could not record the message (full, or the
+    /// flash failed): it was neither sent nor kept, and no older one was
+    /// dropped.
+    Store(StoreError),
     /// A received message was larger than the mailbox; it was
     /// acknowledged and dropped (give the mailbox the size of `rx`).
     MessageTooLarge {
@@ -58,6 +63,7 @@ impl fmt::Display for Error {
             Self::SubscribeRefused => f.write_str("the broker refused the subscription"),
             Self::ConnectionLost => f.write_str("the connection ended before the acknowledgment"),
             Self::Discarded => f.write_str("a clean-session reconnect discarded the message"),
+            Self::Store(e) => write!(f, "the message could not be stored: {e}"),
             Self::MessageTooLarge { needed } => {
                 write!(f, "a received message of {needed} bytes exceeded the mailbox")
             }
@@ -131,6 +137,14 @@ impl<'r> Client<'r> {
     /// acknowledged (QoS 1: PUBACK, QoS 2: PUBCOMP), across reconnects.
     /// With `clean_session(false)` a stored message is never lost; with a
     /// clean session a reconnect discards it ([`Error::Discarded`]).
+    ///
+    /// ```no_run
+    /// # async fn f(client: umqtt::robust::Client<'_>) -> Result<(), umqtt::robust::Error> {
+    /// use umqtt::QoS;
+    /// client.publish("telemetry/sensor-1", b"21.5", QoS::AtLeastOnce, false).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn publish(
         &self,
         topic: &str,
@@ -144,11 +158,25 @@ impl<'r> Client<'r> {
     /// Subscribes to `filter` at `qos` and remembers it: after a reconnect
     /// on which the broker did not keep the session, the runner subscribes
     /// again. Returns at the SUBACK.
+    ///
+    /// ```no_run
+    /// # async fn f(client: umqtt::robust::Client<'_>) -> Result<(), umqtt::robust::Error> {
+    /// client.subscribe("cmd/sensor-1", umqtt::QoS::AtLeastOnce).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<(), Error> {
         self.call(CmdKind::Subscribe(qos), filter, &[]).await
     }
 
     /// Unsubscribes from `filter` and forgets it. Returns at the UNSUBACK.
+    ///
+    /// ```no_run
+    /// # async fn f(client: umqtt::robust::Client<'_>) -> Result<(), umqtt::robust::Error> {
+    /// client.unsubscribe("cmd/sensor-1").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn unsubscribe(&self, filter: &str) -> Result<(), Error> {
         self.call(CmdKind::Unsubscribe, filter, &[]).await
     }
@@ -163,6 +191,15 @@ impl<'r> Client<'r> {
     /// connection is not served, and one that waits longer than the
     /// keepalive interval may end it (it is re-established, and nothing
     /// acknowledged is lost).
+    ///
+    /// ```no_run
+    /// # async fn f(client: umqtt::robust::Client<'_>) -> Result<(), umqtt::robust::Error> {
+    /// let mut buf = [0u8; 256];
+    /// let msg = client.receive(&mut buf).await?;
+    /// let (_topic, _payload) = (msg.topic, msg.payload);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn receive<'b>(&self, buf: &'b mut [u8]) -> Result<Message<'b>, Error> {
         let mut taken = None;
         poll_fn(|cx| {
@@ -184,6 +221,16 @@ impl<'r> Client<'r> {
     }
 
     /// The next message if one is waiting (`check_msg`), copied into `buf`.
+    ///
+    /// ```no_run
+    /// # async fn f(client: umqtt::robust::Client<'_>) -> Result<(), umqtt::robust::Error> {
+    /// let mut buf = [0u8; 256];
+    /// while let Some(msg) = client.try_receive(&mut buf)? {
+    ///     let (_topic, _payload) = (msg.topic, msg.payload);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn try_receive<'b>(&self, buf: &'b mut [u8]) -> Result<Option<Message<'b>>, Error> {
         match lock(self.shared, Ok(None), |v| take_mail(v, buf))? {
             None => Ok(None),
@@ -192,17 +239,38 @@ impl<'r> Client<'r> {
     }
 
     /// The link state, like QuecPython's `get_mqttsta`.
+    ///
+    /// ```no_run
+    /// # fn f(client: umqtt::robust::Client<'_>) {
+    /// if client.state() == umqtt::robust::LinkState::Connected {
+    ///     // the link is up right now
+    /// }
+    /// # }
+    /// ```
     pub fn state(&self) -> LinkState {
         lock(self.shared, LinkState::Failed, |v| v.head.link)
     }
 
     /// The counters: connections, attempts, reconnects, the last error.
+    ///
+    /// ```no_run
+    /// # fn f(client: umqtt::robust::Client<'_>) {
+    /// let stats = client.stats();
+    /// let _ = (stats.reconnects, stats.last_error);
+    /// # }
+    /// ```
     pub fn stats(&self) -> Stats {
         lock(self.shared, Stats::default(), |v| v.head.stats)
     }
 
     /// Asks the runner to send DISCONNECT (when connected) and stop; waits
     /// until it has. Calls waiting then end with [`Error::Stopped`].
+    ///
+    /// ```no_run
+    /// # async fn f(client: umqtt::robust::Client<'_>) {
+    /// client.close().await; // runner.run() returns Stop::Closed
+    /// # }
+    /// ```
     pub async fn close(&self) {
         lock(self.shared, (), |v| {
             v.head.close = true;

@@ -6,6 +6,7 @@ use core::fmt;
 use embassy_time::Duration;
 
 use crate::packet::ConnectReturnCode;
+use crate::store::StoreError;
 use crate::{Error as ClientError, ProtocolError};
 
 /// Something the [`Runner`](super::Runner) did, in the order it happened,
@@ -67,6 +68,11 @@ pub enum DisconnectReason {
     ReceiveSlotsFull,
     /// CONNECT, or a stored message, does not fit the transmit buffer.
     BufferTooSmall,
+    /// The store could not record a step of the session (an
+    /// acknowledgment or a received QoS 2 identifier): the wire waits for
+    /// it, so the connection ends and the record is tried again first on
+    /// the next one.
+    Store(StoreError),
     /// [`Client::close`](super::Client::close) asked the runner to stop.
     Requested,
 }
@@ -114,6 +120,7 @@ impl fmt::Display for DisconnectReason {
             Self::Refused(code) => write!(f, "CONNECT refused: {code:?}"),
             Self::ReceiveSlotsFull => f.write_str("every QoS 2 receive slot is taken"),
             Self::BufferTooSmall => f.write_str("a packet does not fit the transmit buffer"),
+            Self::Store(e) => write!(f, "the session could not be stored: {e}"),
             Self::Requested => f.write_str("closed by the application"),
         }
     }

@@ -16,6 +16,7 @@ use super::{Config, DisconnectReason, Error, Event, Hooks, LinkState, Stop, subs
 use crate::engine::CONTROL_RESERVE;
 use crate::engine::{Engine, Event as EngineEvent, Transmit};
 use crate::packet::SubscribeReturnCode;
+use crate::store::Store;
 use crate::{ConnectOptions, Error as ClientError, Publish, QoS, SubscribeTopic};
 
 /// The SUBSCRIBE or UNSUBSCRIBE awaiting its acknowledgment.
@@ -29,13 +30,15 @@ pub(super) struct Pending {
 
 /// Everything of the runner but the connector, so that a transport
 /// borrowing the connector and this can be used together.
-pub(super) struct Core<'r, R, H> {
+pub(super) struct Core<'r, R, H, S> {
     pub(super) engine: Engine<'r>,
     pub(super) shared: &'r dyn Shared,
     pub(super) opts: ConnectOptions<'r>,
     pub(super) config: Config,
     pub(super) rng: R,
     pub(super) hooks: H,
+    /// Where the session is kept ([`NoStore`](crate::store::NoStore): RAM only).
+    pub(super) store: S,
     pub(super) pending: Option<Pending>,
     /// Offset of the next remembered subscription to check for resending.
     pub(super) resub: Option<usize>,
@@ -50,7 +53,48 @@ pub(super) struct Core<'r, R, H> {
     pub(super) connect_len: usize,
 }
 
-impl<R, H: Hooks> Core<'_, R, H> {
+impl<'r, R, H, S> Core<'r, R, H, S> {
+    /// The same core with its jitter source, hooks and store replaced by
+    /// `swap` (the one place that moves every field).
+    pub(super) fn swap<R2, H2, S2>(
+        self,
+        swap: impl FnOnce(R, H, S) -> (R2, H2, S2),
+    ) -> Core<'r, R2, H2, S2> {
+        let Core {
+            engine,
+            shared,
+            opts,
+            config,
+            rng,
+            hooks,
+            store,
+            pending,
+            resub,
+            blocked,
+            holding,
+            resent,
+            connect_len,
+        } = self;
+        let (rng, hooks, store) = swap(rng, hooks, store);
+        Core {
+            engine,
+            shared,
+            opts,
+            config,
+            rng,
+            hooks,
+            store,
+            pending,
+            resub,
+            blocked,
+            holding,
+            resent,
+            connect_len,
+        }
+    }
+}
+
+impl<R, H: Hooks, S: Store> Core<'_, R, H, S> {
     pub(super) fn emit(&mut self, event: &Event) {
         self.hooks.on_event(event);
     }
@@ -92,6 +136,8 @@ impl<R, H: Hooks> Core<'_, R, H> {
     ) -> Result<Infallible, DisconnectReason> {
         use DisconnectReason as Reason;
         self.engine.connect(&self.opts, Instant::now()).map_err(Reason::from_engine)?;
+        // A clean session clears the store before CONNECT goes out.
+        self.record().await?;
         // What is queued now is the CONNECT alone: its length is the room
         // stored messages must leave for the next one.
         if let Some(Transmit::Write(connect)) = self.engine.poll_transmit() {
@@ -99,6 +145,11 @@ impl<R, H: Hooks> Core<'_, R, H> {
         }
         let mut disconnecting = false;
         loop {
+            // A step of the session is durable before the wire goes on.
+            if S::PERSISTS && self.engine.store_pending() {
+                self.record().await?;
+                continue;
+            }
             // Write what is queued, whole, before anything else.
             if let Some(transmit) = self.engine.poll_transmit() {
                 // Bounded by the ack timeout, and before CONNACK by the
@@ -169,6 +220,10 @@ impl<R, H: Hooks> Core<'_, R, H> {
                     continue;
                 }
             }
+            // An inbound QoS 2 message waits in `rx` for its record.
+            if S::PERSISTS && self.engine.store_pending() {
+                continue;
+            }
             // Handle commands and resubscriptions, once connected.
             if self.engine.state() == crate::State::Connected && !self.blocked {
                 if self.pending.is_none() && self.resubscribe()? {
@@ -208,6 +263,30 @@ impl<R, H: Hooks> Core<'_, R, H> {
                 Some(Either::Second(())) | None => {}
             }
         }
+    }
+
+    /// Records the engine's pending store operation, if any (see
+    /// [`crate::store`]). A new message the store refuses is taken back and
+    /// its publish fails with [`Error::Store`]; any other operation that
+    /// fails ends the connection, to be tried again first on the next one.
+    async fn record(&mut self) -> Result<(), DisconnectReason> {
+        if !S::PERSISTS {
+            return Ok(());
+        }
+        let Some(op) = self.engine.poll_store() else { return Ok(()) };
+        let result = self.store.record(op).await;
+        self.blocked = false;
+        match result {
+            Ok(()) => self.engine.on_stored(),
+            Err(e) => {
+                let Some(id) = self.engine.on_store_failed() else {
+                    return Err(DisconnectReason::Store(e));
+                };
+                let id = id.get();
+                lock(self.shared, (), |v| v.finish(|w| w == Want::Ack(id), Err(Error::Store(e))));
+            }
+        }
+        Ok(())
     }
 
     /// CONNACK accepted the connection.

@@ -70,6 +70,7 @@ use state::lock;
 use crate::connect::Connector;
 use crate::engine::Engine;
 use crate::packet::ConnectReturnCode;
+use crate::store::{NoStore, Store, StoreError};
 use crate::{ConnectOptions, Publish};
 
 /// How the [`Runner`] reconnects.
@@ -124,14 +125,18 @@ pub enum Stop {
     /// The broker refused the credentials and
     /// [`Config::stop_on_auth_refusal`] is set.
     Refused(ConnectReturnCode),
+    /// The store given with [`Runner::with_store`] could not load the
+    /// stored session (it does not fit the buffers, or the flash failed):
+    /// the runner does not connect without it.
+    Store(StoreError),
 }
 
 /// The always-connected client's task: owns the connector, the engine
 /// (over the caller's `rx` and `tx`) and the reconnect schedule. Run
 /// [`run`](Self::run) in one task, in the manner of embassy-net's `Runner`.
-pub struct Runner<'r, C, R = fn() -> u32, H = ()> {
+pub struct Runner<'r, C, R = fn() -> u32, H = (), S = NoStore> {
     connector: C,
-    core: Core<'r, R, H>,
+    core: Core<'r, R, H, S>,
 }
 
 /// No randomness: no jitter (see [`Runner::with_rng`]).
@@ -160,6 +165,7 @@ impl<'r, C: Connector> Runner<'r, C> {
             config,
             rng: no_jitter as fn() -> u32,
             hooks: (),
+            store: NoStore,
             pending: None,
             resub: None,
             blocked: false,
@@ -171,95 +177,127 @@ impl<'r, C: Connector> Runner<'r, C> {
     }
 }
 
-impl<'r, C: Connector, R: FnMut() -> u32, H: Hooks> Runner<'r, C, R, H> {
+impl<'r, C: Connector, R: FnMut() -> u32, H: Hooks, S: Store> Runner<'r, C, R, H, S> {
     /// Takes the jitter from `rng` (e.g. `|| rng.next_u32()` of a
     /// `rand_core::RngCore`); without it there is none.
-    pub fn with_rng<R2: FnMut() -> u32>(self, rng: R2) -> Runner<'r, C, R2, H> {
-        let Core {
-            engine,
-            shared,
-            opts,
-            config,
-            hooks,
-            pending,
-            resub,
-            blocked,
-            holding,
-            resent,
-            connect_len,
-            ..
-        } = self.core;
-        let core = Core {
-            engine,
-            shared,
-            opts,
-            config,
-            rng,
-            hooks,
-            pending,
-            resub,
-            blocked,
-            holding,
-            resent,
-            connect_len,
-        };
+    ///
+    /// ```no_run
+    /// # async fn demo<'r>(runner: umqtt::robust::Runner<'r, impl umqtt::connect::Connector>) {
+    /// let mut seed = 0x2545_f491_u32; // a hardware RNG on a board
+    /// let mut runner = runner.with_rng(move || {
+    ///     seed ^= seed << 13;
+    ///     seed ^= seed >> 17;
+    ///     seed ^= seed << 5;
+    ///     seed
+    /// });
+    /// runner.run().await;
+    /// # }
+    /// ```
+    pub fn with_rng<R2: FnMut() -> u32>(self, rng: R2) -> Runner<'r, C, R2, H, S> {
+        let core = self.core.swap(|_, hooks, store| (rng, hooks, store));
         Runner { connector: self.connector, core }
     }
 
     /// Calls `hooks` with the events and messages (a [`Router`], or the
     /// application's own [`Hooks`]).
-    pub fn with_hooks<H2: Hooks>(self, hooks: H2) -> Runner<'r, C, R, H2> {
-        let Core {
-            engine,
-            shared,
-            opts,
-            config,
-            rng,
-            pending,
-            resub,
-            blocked,
-            holding,
-            resent,
-            connect_len,
-            ..
-        } = self.core;
-        let core = Core {
-            engine,
-            shared,
-            opts,
-            config,
-            rng,
-            hooks,
-            pending,
-            resub,
-            blocked,
-            holding,
-            resent,
-            connect_len,
-        };
+    ///
+    /// ```no_run
+    /// # async fn demo<'r>(runner: umqtt::robust::Runner<'r, impl umqtt::connect::Connector>) {
+    /// use umqtt::robust::{Event, Hooks};
+    ///
+    /// struct Log;
+    /// impl Hooks for Log {
+    ///     fn on_event(&mut self, event: &Event) {
+    ///         println!("mqtt: {event:?}");
+    ///     }
+    /// }
+    /// let mut runner = runner.with_hooks(Log);
+    /// runner.run().await;
+    /// # }
+    /// ```
+    pub fn with_hooks<H2: Hooks>(self, hooks: H2) -> Runner<'r, C, R, H2, S> {
+        let core = self.core.swap(|rng, _, store| (rng, hooks, store));
+        Runner { connector: self.connector, core }
+    }
+
+    /// Keeps the session in `store` too, so that it survives a reboot
+    /// (see [`crate::store`]): [`run`](Self::run) loads the stored session
+    /// before the first connect, and every step of it is durable before
+    /// the wire goes on. With `clean_session(false)` the loaded messages
+    /// are resent after CONNACK (DUP=1, same identifiers; PUBREL for
+    /// those past PUBREC). A full store makes a QoS 1 or 2
+    /// [`Client::publish`] fail with [`Error::Store`].
+    ///
+    /// ```no_run
+    /// # async fn demo<'r>(
+    /// #     runner: umqtt::robust::Runner<'r, impl umqtt::connect::Connector>,
+    /// #     store: impl umqtt::store::Store,
+    /// # ) {
+    /// let mut runner = runner.with_store(store);
+    /// runner.run().await;
+    /// # }
+    /// ```
+    pub fn with_store<S2: Store>(self, store: S2) -> Runner<'r, C, R, H, S2> {
+        let mut core = self.core.swap(|rng, hooks, _| (rng, hooks, store));
+        if S2::PERSISTS {
+            core.engine.persist();
+        }
         Runner { connector: self.connector, core }
     }
 
     /// Enables QoS 2 reception, see [`Engine::receive_qos2`].
+    ///
+    /// ```no_run
+    /// # fn demo<'r>(runner: &mut umqtt::robust::Runner<'r, impl umqtt::connect::Connector>, slots: &'r mut [u16; 16]) {
+    /// runner.receive_qos2(slots); // then QoS 2 subscriptions are exactly once
+    /// # }
+    /// ```
     pub fn receive_qos2(&mut self, slots: &'r mut [u16]) {
         self.core.engine.receive_qos2(slots);
     }
 
     /// The connector, e.g. to point it at another broker for the next
     /// connection.
+    ///
+    /// ```no_run
+    /// # fn demo<C: umqtt::connect::Connector>(runner: &mut umqtt::robust::Runner<'_, C>) {
+    /// let _connector = runner.connector_mut(); // e.g. to change the broker's address
+    /// # }
+    /// ```
     pub fn connector_mut(&mut self) -> &mut C {
         &mut self.connector
     }
 
     /// The hooks, e.g. to read what a handler recorded.
+    ///
+    /// ```no_run
+    /// # fn demo<C: umqtt::connect::Connector, H: umqtt::robust::Hooks>(runner: &mut umqtt::robust::Runner<'_, C, fn() -> u32, H>) {
+    /// let _hooks: &mut H = runner.hooks_mut();
+    /// # }
+    /// ```
     pub fn hooks_mut(&mut self) -> &mut H {
         &mut self.core.hooks
     }
 
     /// Connects and stays connected: never returns, except after
-    /// [`Client::close`] or, with [`Config::stop_on_auth_refusal`], a
-    /// refusal of the credentials.
+    /// [`Client::close`], with [`Config::stop_on_auth_refusal`] a refusal
+    /// of the credentials, or a stored session that cannot be loaded.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut runner: umqtt::robust::Runner<'_, impl umqtt::connect::Connector>) {
+    /// match runner.run().await {
+    ///     umqtt::robust::Stop::Closed => {} // after Client::close
+    ///     other => println!("mqtt stopped: {other:?}"),
+    /// }
+    /// # }
+    /// ```
     pub async fn run(&mut self) -> Stop {
+        // The stored session, before the first connect (loaded once).
+        if S::PERSISTS {
+            if let Err(e) = self.core.store.load(&mut self.core.engine).await {
+                return self.core.stop(Stop::Store(e));
+            }
+        }
         let mut attempt: u32 = 0;
         loop {
             let (reason, up) = self.connect_once().await;

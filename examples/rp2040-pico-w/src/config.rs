@@ -27,10 +27,14 @@ pub const MQTT_CLIENT_ID: &str = env_or(option_env!("MQTT_CLIENT_ID"), "umqtt-pi
 pub const KEEP_ALIVE_SECS: u16 = 60;
 /// Seconds between two telemetry publishes.
 pub const PUBLISH_INTERVAL_SECS: u64 = 5;
-/// First reconnect delay; doubles after each failure up to [`BACKOFF_MAX_SECS`].
+/// First reconnect delay; doubles after each failure up to [`BACKOFF_MAX_SECS`]
+/// (less up to 25 % of jitter).
 pub const BACKOFF_MIN_SECS: u64 = 1;
 /// Longest reconnect delay.
 pub const BACKOFF_MAX_SECS: u64 = 64;
+/// Bound on one connection attempt: Wi-Fi join, DHCP, DNS, TCP, the TLS
+/// handshake and CONNACK.
+pub const CONNECT_TIMEOUT_SECS: u64 = 30;
 
 const fn env_or(value: Option<&'static str>, default: &'static str) -> &'static str {
     match value {

@@ -1,20 +1,18 @@
 //! umqtt on a Raspberry Pi Pico W (RP2040 + CYW43439 Wi-Fi), with embassy.
 //!
-//! Joins Wi-Fi, gets an address over DHCP, resolves the broker, connects
-//! with a client id and keepalive, subscribes to `umqtt/<client id>/cmd`,
-//! publishes `{"msg": n}` to `umqtt/<client id>/data` every few seconds and
-//! polls for incoming messages with `check_msg`. On any error it opens a new
-//! TCP connection after an exponential backoff and continues the MQTT
-//! session on it with a new `Client` (`into_session` / `with_session`), which
-//! resends the QoS 1 publishes still awaiting PUBACK, and subscribes again
-//! when the broker did not keep the session.
+//! The always-connected client (`umqtt::robust`) keeps the MQTT connection
+//! up: its runner task connects through [`link::WifiLink`] (join Wi-Fi if
+//! the link is down, wait for DHCP, then TCP to `MQTT_HOST` by name over
+//! embassy-net, with `tls` TLS 1.3 over it), reconnects with exponential
+//! backoff, resubscribes when the broker did not keep the session and
+//! resends the QoS 1 publishes awaiting PUBACK. The app (this task)
+//! subscribes to `umqtt/<client id>/cmd` and publishes `{"msg": n}` to
+//! `umqtt/<client id>/data` every few seconds through a `Client` handle;
+//! `command_task` receives the messages. Events go to the defmt log.
 //!
 //! With the `store` feature the session (the QoS 1 publishes awaiting
 //! PUBACK) is kept in the last 64 KiB of the flash too, so that it
-//! survives a reset: after a reboot the first connect resends them.
-//!
-//! With the `tls` feature each TCP connection is wrapped in umqtt's TLS 1.3
-//! stream (module `tls` below), verifying the broker against `ca.pem`.
+//! survives a reset: module `store` (the runner takes no store yet).
 //!
 //! Settings come from environment variables at build time: see `config.rs`
 //! and README.md.
@@ -23,31 +21,33 @@
 #![no_main]
 
 mod config;
+mod link;
 mod nvram;
 
 use core::fmt::Write as _;
-use core::net::SocketAddr;
 
-use cyw43::{A4, Aligned, JoinOptions};
+use cyw43::{A4, Aligned};
 use cyw43_pio::{DEFAULT_CLOCK_DIVIDER, PioSpi};
-use defmt::{info, unwrap, warn};
+use defmt::{info, unwrap};
 use embassy_executor::Spawner;
-use embassy_net::dns::DnsQueryType;
-use embassy_net::tcp::client::{TcpClient, TcpClientState, TcpConnection};
-use embassy_net::{Stack, StackResources};
+use embassy_net::StackResources;
+use embassy_net::dns::DnsSocket;
+use embassy_net::tcp::client::{TcpClient, TcpClientState};
 use embassy_rp::bind_interrupts;
 use embassy_rp::clocks::RoscRng;
 use embassy_rp::dma;
 use embassy_rp::gpio::{Level, Output};
 use embassy_rp::peripherals::{DMA_CH0, PIO0};
 use embassy_rp::pio::{self, Pio};
-use embassy_time::{Duration, Instant, Timer, with_timeout};
-use embedded_nal_async::TcpConnect;
+use embassy_time::Duration;
 use static_cell::StaticCell;
-use umqtt::{Client, ConnectOptions, Publish, QoS, Session};
+use umqtt::ConnectOptions;
+use umqtt::connect::TcpConnector;
+use umqtt::robust::{self, Backoff};
 use {defmt_rtt as _, panic_probe as _};
 
 use crate::config::*;
+use crate::link::WifiLink;
 
 bind_interrupts!(struct Irqs {
     PIO0_IRQ_0 => pio::InterruptHandler<PIO0>;
@@ -64,7 +64,18 @@ static WIFI_FIRMWARE: Aligned<A4, [u8; cyw43_firmware::CYW43_43439A0.len()]> =
 /// covers a socket the stack has not finished closing yet.
 const TCP_SOCKETS: usize = 2;
 const TCP_BUFFER: usize = 2048;
-type Connection<'d> = TcpConnection<'d, TCP_SOCKETS, TCP_BUFFER, TCP_BUFFER>;
+
+/// TCP to `MQTT_HOST:MQTT_PORT`, the name resolved on every connect.
+type Tcp = TcpConnector<
+    'static,
+    TcpClient<'static, TCP_SOCKETS, TCP_BUFFER, TCP_BUFFER>,
+    DnsSocket<'static>,
+>;
+/// What the runner connects through: Wi-Fi, then TCP (and TLS).
+#[cfg(not(feature = "tls"))]
+type Mqtt = WifiLink<Tcp>;
+#[cfg(feature = "tls")]
+type Mqtt = WifiLink<umqtt::tls::TlsConnector<'static, Tcp, RoscRng>>;
 
 type WifiSpi = PioSpi<'static, PIO0, 0>;
 
@@ -107,9 +118,7 @@ async fn main(spawner: Spawner) {
     spawner.spawn(unwrap!(cyw43_task(runner)));
 
     control.init(cyw43_firmware::CYW43_43439A0_CLM).await;
-    control
-        .set_power_management(cyw43::PowerManagementMode::PowerSave)
-        .await;
+    control.set_power_management(cyw43::PowerManagementMode::PowerSave).await;
 
     static RESOURCES: StaticCell<StackResources<4>> = StaticCell::new();
     let (stack, runner) = embassy_net::new(
@@ -126,249 +135,213 @@ async fn main(spawner: Spawner) {
         StaticCell::new();
     let mut tcp = TcpClient::new(stack, TCP_STATE.init(TcpClientState::new()));
     tcp.set_timeout(Some(Duration::from_secs(KEEP_ALIVE_SECS as u64 * 3 / 2)));
+    let tcp = TcpConnector::new(tcp, DnsSocket::new(stack), MQTT_HOST, MQTT_PORT);
+    #[cfg(feature = "tls")]
+    let tcp = tls::connector(tcp, rng);
+    let connector = WifiLink::new(control, stack, tcp);
+
+    // clean_session(false): the broker keeps our subscription (and queues
+    // QoS 1 messages) while we are away.
+    let opts =
+        ConnectOptions::new(MQTT_CLIENT_ID).keep_alive_secs(KEEP_ALIVE_SECS).clean_session(false);
+    let config = robust::Config {
+        backoff: Backoff {
+            min: Duration::from_secs(BACKOFF_MIN_SECS),
+            max: Duration::from_secs(BACKOFF_MAX_SECS),
+            ..Backoff::default()
+        },
+        connect_timeout: Duration::from_secs(CONNECT_TIMEOUT_SECS),
+        ..robust::Config::default()
+    };
 
     let mut data_topic: heapless::String<64> = heapless::String::new();
     let mut cmd_topic: heapless::String<64> = heapless::String::new();
     unwrap!(write!(data_topic, "umqtt/{}/data", MQTT_CLIENT_ID));
     unwrap!(write!(cmd_topic, "umqtt/{}/cmd", MQTT_CLIENT_ID));
 
-    // clean_session(false): the broker keeps our subscription (and queues
-    // QoS 1 messages) while we are away, so a reconnect that finds the
-    // session present does not need to subscribe again.
-    let opts = ConnectOptions::new(MQTT_CLIENT_ID)
-        .keep_alive_secs(KEEP_ALIVE_SECS)
-        .clean_session(false);
-
-    #[cfg(feature = "tls")]
-    let mut tls = tls::Tls::new(rng);
-
-    let mut backoff = Backoff::new();
-    let mut mqtt_rx = [0u8; 1024];
-    let mut mqtt_tx = [0u8; 1024];
-    // What outlives a connection: the packet identifiers and the QoS 1
-    // publishes awaiting PUBACK (kept encoded in `mqtt_tx`). Each connection
-    // gets a new `Client` that continues it, because a TLS stream borrows
-    // its record buffers for its whole life and so cannot be swapped into a
-    // running client; the plain build does the same, to keep one code path.
-    let mut session = Session::default();
+    #[cfg(not(feature = "store"))]
+    let store = umqtt::store::NoStore;
     #[cfg(feature = "store")]
-    let mut store_buf = [0u8; 1024 + 16];
-    #[cfg(feature = "store")]
-    let mut store = store::open(p.FLASH, &mut store_buf);
-    let mut counter: u32 = 0;
-    loop {
-        let socket = open_connection(&mut control, stack, &tcp, &mut backoff).await;
-        #[cfg(feature = "tls")]
-        let Some(socket) = tls.open(socket).await else {
-            backoff.wait().await;
-            continue;
-        };
-        let client =
-            Client::with_session(socket, &mut mqtt_rx, &mut mqtt_tx, on_message, session);
-        // The first connect loads what the flash holds.
-        #[cfg(feature = "store")]
-        let client = client.with_store(&mut store);
-        let mut client = client;
+    let store = store::open(p.FLASH);
+    app::run(spawner, connector, store, opts, config, &cmd_topic, &data_topic).await;
+}
 
-        // With clean_session false, connect resends the QoS 1 publishes the
-        // previous connection left unacknowledged, with DUP set.
-        match client.connect(&opts).await {
-            Ok(connected) => {
-                let session_present = connected.session_present;
-                info!("MQTT connected (session present: {})", session_present);
-                backoff.reset();
-                // ---- the session: runs until the first error ----
-                let error = 'session: {
-                    if !session_present {
-                        match client.subscribe(&cmd_topic, QoS::AtLeastOnce).await {
-                            Ok(granted) => {
-                                info!("subscribed to {} with {}", cmd_topic.as_str(), granted)
-                            }
-                            Err(e) => break 'session e,
-                        }
-                    }
-                    let mut next_publish = Instant::now();
-                    loop {
-                        // Deliver everything that has arrived; returns at
-                        // once when nothing is waiting.
-                        loop {
-                            match client.check_msg().await {
-                                Ok(true) => continue,
-                                Ok(false) => break,
-                                Err(e) => break 'session e,
-                            }
-                        }
-                        if Instant::now() >= next_publish {
-                            counter = counter.wrapping_add(1);
-                            let mut payload: heapless::String<32> = heapless::String::new();
-                            unwrap!(write!(payload, "{{\"msg\": {}}}", counter));
-                            match client
-                                .publish(&data_topic, payload.as_bytes(), QoS::AtLeastOnce, false)
-                                .await
-                            {
-                                Ok(()) => info!(
-                                    "published {} to {}",
-                                    payload.as_str(),
-                                    data_topic.as_str()
-                                ),
-                                Err(e) => break 'session e.error,
-                            }
-                            next_publish += Duration::from_secs(PUBLISH_INTERVAL_SECS);
-                        }
-                        Timer::after_millis(100).await;
-                    }
-                };
-                warn!("MQTT session ended: {}", error);
+/// Jitter for the reconnect backoff, from the ring oscillator.
+fn jitter() -> u32 {
+    RoscRng.next_u32()
+}
+
+/// Where the runner keeps the session: nowhere, or (feature `store`) in
+/// flash.
+#[cfg(not(feature = "store"))]
+type Store = umqtt::store::NoStore;
+#[cfg(feature = "store")]
+type Store = store::Store;
+
+/// The application over the always-connected client.
+mod app {
+    use core::fmt::Write as _;
+
+    use defmt::{info, unwrap, warn};
+    use embassy_executor::Spawner;
+    use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    use embassy_time::Timer;
+    use static_cell::{ConstStaticCell, StaticCell};
+    use umqtt::robust::{self, Event, Hooks, Runner};
+    use umqtt::{ConnectOptions, QoS};
+
+    use crate::config::PUBLISH_INTERVAL_SECS;
+    use crate::{Mqtt, Store};
+
+    /// What the runner and its handles share: a 128-byte command slot (the
+    /// longest topic plus payload published), a mailbox of the size of
+    /// `rx`, 128 bytes of remembered subscriptions, 4 calls waiting at once.
+    /// Set up at run time, so that it takes no flash for initial values.
+    static STATE: StaticCell<robust::State<CriticalSectionRawMutex, 128, 1024, 128, 4>> =
+        StaticCell::new();
+    static RX: ConstStaticCell<[u8; 1024]> = ConstStaticCell::new([0; 1024]);
+    static TX: ConstStaticCell<[u8; 1024]> = ConstStaticCell::new([0; 1024]);
+
+    /// Logs what the runner does.
+    pub struct Log;
+
+    impl Hooks for Log {
+        fn on_event(&mut self, event: &Event) {
+            match event {
+                Event::Connected { session_present } => {
+                    info!("MQTT connected (session present: {})", session_present)
+                }
+                Event::Resubscribed { count } => {
+                    info!("subscriptions active ({} sent again)", count)
+                }
+                Event::Disconnected { reason } => warn!("MQTT disconnected: {}", reason),
+                Event::ReconnectAttempt { delay } => {
+                    info!("reconnecting in {} ms", delay.as_millis())
+                }
+                _ => {}
             }
-            Err(e) => warn!("MQTT connect failed: {}", e),
         }
+    }
 
-        // Drops the connection (its socket goes back to the pool) and keeps
-        // the session for the next one.
-        session = client.into_session();
-        backoff.wait().await;
+    /// The connection: connects, reconnects, resends; never returns here.
+    #[embassy_executor::task]
+    async fn mqtt_task(mut runner: Runner<'static, Mqtt, fn() -> u32, Log, Store>) -> ! {
+        let stop = runner.run().await;
+        warn!("MQTT runner stopped: {}", stop);
+        loop {
+            core::future::pending::<()>().await;
+        }
+    }
+
+    /// Logs every message on the subscribed topics.
+    #[embassy_executor::task]
+    async fn command_task(client: robust::Client<'static>) {
+        let mut buf = [0u8; 1024];
+        loop {
+            match client.receive(&mut buf).await {
+                Ok(msg) => match core::str::from_utf8(msg.payload) {
+                    Ok(text) => info!("message on {}: {}", msg.topic, text),
+                    Err(_) => info!("message on {}: {} bytes", msg.topic, msg.payload.len()),
+                },
+                Err(robust::Error::Stopped) => return,
+                Err(e) => warn!("message dropped: {}", e),
+            }
+        }
+    }
+
+    /// Starts the runner and the command task, subscribes, and publishes
+    /// a counter every few seconds.
+    pub async fn run(
+        spawner: Spawner,
+        connector: Mqtt,
+        store: Store,
+        opts: ConnectOptions<'static>,
+        config: robust::Config,
+        cmd_topic: &str,
+        data_topic: &str,
+    ) -> ! {
+        let state = STATE.init(robust::State::new());
+        let (runner, client) = Runner::new(connector, state, RX.take(), TX.take(), opts, config);
+        let runner =
+            runner.with_rng(crate::jitter as fn() -> u32).with_hooks(Log).with_store(store);
+        spawner.spawn(unwrap!(mqtt_task(runner)));
+        spawner.spawn(unwrap!(command_task(client)));
+
+        // Remembered: the runner subscribes again after a reconnect on
+        // which the broker kept no session.
+        match client.subscribe(cmd_topic, QoS::AtLeastOnce).await {
+            Ok(()) => info!("subscribed to {}", cmd_topic),
+            Err(e) => warn!("subscribing to {} failed: {}", cmd_topic, e),
+        }
+        let mut counter: u32 = 0;
+        loop {
+            counter = counter.wrapping_add(1);
+            let mut payload: heapless::String<32> = heapless::String::new();
+            unwrap!(write!(payload, "{{\"msg\": {}}}", counter));
+            // QoS 1: returns at the PUBACK; while the link is down it waits
+            // for the reconnect (the message is resent, never lost).
+            match client.publish(data_topic, payload.as_bytes(), QoS::AtLeastOnce, false).await {
+                Ok(()) => info!("published {} to {}", payload.as_str(), data_topic),
+                Err(e) => warn!("publish failed: {}", e),
+            }
+            Timer::after_secs(PUBLISH_INTERVAL_SECS).await;
+        }
     }
 }
 
-/// The session store in the last 64 KiB of the 2 MiB flash (feature
-/// `store`; memory.x keeps the firmware out of them).
+/// The session kept in the last 64 KiB of the 2 MiB flash (feature
+/// `store`; memory.x keeps the firmware out of them), handed to the runner
+/// (`Runner::with_store`): it loads the session before the first connect
+/// and records every step of it before the wire moves on.
 #[cfg(feature = "store")]
 mod store {
+    use defmt::unwrap;
     use embassy_rp::Peri;
     use embassy_rp::flash::{Blocking, Flash};
     use embassy_rp::peripherals::FLASH;
+    use static_cell::ConstStaticCell;
     use umqtt::store::{BlockingFlash, FlashStore};
 
     const FLASH_SIZE: usize = 2 * 1024 * 1024;
     const PARTITION: core::ops::Range<u32> = (FLASH_SIZE - 64 * 1024) as u32..FLASH_SIZE as u32;
 
-    /// The store over the flash, with `buf` for one record (the largest
-    /// PUBLISH plus 16 bytes).
-    pub fn open<'b>(
-        flash: Peri<'static, FLASH>,
-        buf: &'b mut [u8],
-    ) -> FlashStore<'b, BlockingFlash<Flash<'static, FLASH, Blocking, FLASH_SIZE>>> {
-        let flash = BlockingFlash(Flash::new_blocking(flash));
-        defmt::unwrap!(FlashStore::new(flash, PARTITION, buf))
-    }
-}
+    /// The flash store the runner keeps its session in.
+    pub type Store =
+        FlashStore<'static, BlockingFlash<Flash<'static, FLASH, Blocking, FLASH_SIZE>>>;
 
-/// Logs a received message.
-fn on_message(msg: &Publish<'_>) {
-    match core::str::from_utf8(msg.payload) {
-        Ok(text) => info!("message on {}: {}", msg.topic, text),
-        Err(_) => info!("message on {}: {} bytes", msg.topic, msg.payload.len()),
-    }
-}
-
-/// Joins Wi-Fi if the link is down, waits for DHCP, resolves the broker and
-/// opens a TCP connection, retrying with backoff until one is open.
-async fn open_connection<'d>(
-    control: &mut cyw43::Control<'_>,
-    stack: Stack<'_>,
-    tcp: &'d TcpClient<'_, TCP_SOCKETS, TCP_BUFFER, TCP_BUFFER>,
-    backoff: &mut Backoff,
-) -> Connection<'d> {
-    loop {
-        if !stack.is_link_up() {
-            info!("joining Wi-Fi network {}", WIFI_SSID);
-            let options = if WIFI_PASSWORD.is_empty() {
-                JoinOptions::new_open()
-            } else {
-                JoinOptions::new(WIFI_PASSWORD.as_bytes())
-            };
-            if let Err(e) = control.join(WIFI_SSID, options).await {
-                warn!("Wi-Fi join failed: {}", e);
-                backoff.wait().await;
-                continue;
-            }
-        }
-        if with_timeout(Duration::from_secs(20), stack.wait_config_up())
-            .await
-            .is_err()
-        {
-            warn!("no DHCP lease yet");
-            backoff.wait().await;
-            continue;
-        }
-
-        let address = match stack.dns_query(MQTT_HOST, DnsQueryType::A).await {
-            Ok(addresses) => match addresses.first() {
-                Some(address) => *address,
-                None => {
-                    warn!("DNS: no address for {}", MQTT_HOST);
-                    backoff.wait().await;
-                    continue;
-                }
-            },
-            Err(e) => {
-                warn!("DNS lookup of {} failed: {}", MQTT_HOST, e);
-                backoff.wait().await;
-                continue;
-            }
-        };
-
-        let remote = SocketAddr::new(address.into(), MQTT_PORT);
-        info!("connecting to {}:{}", address, MQTT_PORT);
-        match with_timeout(Duration::from_secs(10), tcp.connect(remote)).await {
-            // With the `tls` feature the caller wraps it in TLS (`tls::Tls::open`).
-            Ok(Ok(connection)) => return connection,
-            Ok(Err(e)) => warn!("TCP connect failed: {}", e),
-            Err(_) => warn!("TCP connect timed out"),
-        }
-        backoff.wait().await;
-    }
-}
-
-/// Exponential reconnect backoff: 1 s, 2 s, 4 s ... up to 64 s.
-struct Backoff {
-    delay_secs: u64,
-}
-
-impl Backoff {
-    const fn new() -> Self {
-        Self {
-            delay_secs: BACKOFF_MIN_SECS,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.delay_secs = BACKOFF_MIN_SECS;
-    }
-
-    async fn wait(&mut self) {
-        info!("retrying in {} s", self.delay_secs);
-        Timer::after_secs(self.delay_secs).await;
-        self.delay_secs = (self.delay_secs * 2).min(BACKOFF_MAX_SECS);
+    /// Opens the store on the flash partition.
+    pub fn open(flash: Peri<'static, FLASH>) -> Store {
+        // One record: the largest PUBLISH plus 16 bytes.
+        static RECORD: ConstStaticCell<[u8; 1024 + 16]> = ConstStaticCell::new([0; 1024 + 16]);
+        let flash = BlockingFlash(Flash::<_, Blocking, FLASH_SIZE>::new_blocking(flash));
+        unwrap!(FlashStore::new(flash, PARTITION, RECORD.take()))
     }
 }
 
 #[cfg(feature = "tls")]
 mod tls {
     //! ==================== TLS (feature `tls`) ====================
-    //! Wraps each TCP connection in umqtt's TLS 1.3 stream: the broker must
-    //! present a certificate chain issued by the CA in `ca.pem` for the name
-    //! `MQTT_HOST` (also sent as SNI), with an ECDSA P-256 or P-384 key.
+    //! `umqtt::tls::TlsConnector` over the TCP connector: each connection
+    //! is a new TLS 1.3 handshake on the same record buffers; the broker
+    //! must present a certificate chain issued by the CA in `ca.pem` for
+    //! the name `MQTT_HOST` (the TCP connector's host, also sent as SNI),
+    //! with an ECDSA P-256 or P-384 key.
     //!
     //! RAM: the record buffers are statics (`.bss`): [`READ_RECORD`]
     //! (8 709 bytes with a 4 KiB max fragment length) + [`WRITE_RECORD`]
     //! (1 152 bytes) + the CA in DER ([`CA_DER_CAPACITY`], 2 048 bytes).
-    //! A stream borrows its record buffers for its whole life; each
-    //! connection builds a new stream on the same buffers once the previous
-    //! one is dropped (see the loop in `main`).
     //!
     //! Randomness (ECDHE key, ClientHello random) comes from `RoscRng`, the
     //! ring oscillator's RANDOMBIT, the only entropy source of the RP2040:
     //! embassy-rp implements rand_core 0.6 `CryptoRng` for it. Its bits are
     //! not whitened; see README.md.
 
-    use defmt::{info, warn};
+    use defmt::info;
     use embassy_rp::clocks::RoscRng;
-    use embassy_time::{Duration, with_timeout};
     use static_cell::ConstStaticCell;
-    use umqtt::tls::{self, MaxFragmentLength, TLS_RECORD_OVERHEAD, TlsOptions, TlsStream};
+    use umqtt::tls::{self, MaxFragmentLength, TLS_RECORD_OVERHEAD, TlsConnector, TlsOptions};
 
-    use crate::Connection;
+    use crate::Tcp;
     use crate::config::MQTT_HOST;
 
     /// PEM CA certificate that signs the broker's certificate.
@@ -386,8 +359,6 @@ mod tls {
     pub const WRITE_RECORD: usize = 1024 + TLS_RECORD_OVERHEAD;
     /// Room for the CA certificate in DER (PEM is about 4/3 of it).
     pub const CA_DER_CAPACITY: usize = 2048;
-    /// Longest TCP-connected-to-TLS-ready time before giving up.
-    const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
     static READ_BUFFER: ConstStaticCell<[u8; READ_RECORD]> = ConstStaticCell::new([0; READ_RECORD]);
     static WRITE_BUFFER: ConstStaticCell<[u8; WRITE_RECORD]> =
@@ -395,63 +366,19 @@ mod tls {
     static CA_DER: ConstStaticCell<[u8; CA_DER_CAPACITY]> =
         ConstStaticCell::new([0; CA_DER_CAPACITY]);
 
-    /// The TLS side of the firmware: CA, record buffers and RNG.
-    pub struct Tls {
-        ca_der: &'static [u8],
-        read_record: &'static mut [u8; READ_RECORD],
-        write_record: &'static mut [u8; WRITE_RECORD],
-        rng: RoscRng,
-    }
-
-    impl Tls {
-        /// Decodes `ca.pem`; stops with a panic when it holds no
-        /// certificate (the placeholder shipped with the example).
-        pub fn new(rng: RoscRng) -> Self {
-            let ca_der = match tls::pem::certificate_der(CA_PEM.as_bytes(), CA_DER.take()) {
-                Ok(der) => der,
-                Err(e) => defmt::panic!(
-                    "ca.pem: {} (put the PEM CA certificate of your broker in \
-                     examples/rp2040-pico-w/ca.pem and rebuild)",
-                    e
-                ),
-            };
-            info!("TLS to {}: CA certificate of {} bytes", MQTT_HOST, ca_der.len());
-            Self { ca_der, read_record: READ_BUFFER.take(), write_record: WRITE_BUFFER.take(), rng }
-        }
-
-        /// Runs the TLS handshake over `socket`. `None` (logged) when it
-        /// fails: the caller backs off and opens a new TCP connection.
-        pub async fn open<'t, 'd: 't>(
-            &'t mut self,
-            socket: Connection<'d>,
-        ) -> Option<TlsStream<'t, Connection<'d>>> {
-            let options =
-                TlsOptions::new(MQTT_HOST, self.ca_der).max_fragment_length(MAX_FRAGMENT_LENGTH);
-            let handshake = tls::connect(
-                socket,
-                &mut self.read_record[..],
-                &mut self.write_record[..],
-                &options,
-                &mut self.rng,
-            );
-            match with_timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                Ok(Ok(stream)) => {
-                    info!("TLS connected, broker verified as {}", MQTT_HOST);
-                    Some(stream)
-                }
-                Ok(Err(e)) if e.is_certificate_error() => {
-                    warn!("TLS: broker not trusted: {} (check ca.pem and MQTT_HOST)", e);
-                    None
-                }
-                Ok(Err(e)) => {
-                    warn!("TLS handshake failed: {}", e);
-                    None
-                }
-                Err(_) => {
-                    warn!("TLS handshake timed out");
-                    None
-                }
-            }
-        }
+    /// TLS over `tcp`, verified against `ca.pem`; stops with a panic when
+    /// it holds no certificate (the placeholder shipped with the example).
+    pub fn connector(tcp: Tcp, rng: RoscRng) -> TlsConnector<'static, Tcp, RoscRng> {
+        let ca_der = match tls::pem::certificate_der(CA_PEM.as_bytes(), CA_DER.take()) {
+            Ok(der) => der,
+            Err(e) => defmt::panic!(
+                "ca.pem: {} (put the PEM CA certificate of your broker in \
+                 examples/rp2040-pico-w/ca.pem and rebuild)",
+                e
+            ),
+        };
+        info!("TLS to {}: CA certificate of {} bytes", MQTT_HOST, ca_der.len());
+        let options = TlsOptions::for_host(ca_der).max_fragment_length(MAX_FRAGMENT_LENGTH);
+        TlsConnector::new(tcp, options, READ_BUFFER.take(), WRITE_BUFFER.take(), rng)
     }
 }

@@ -1,11 +1,14 @@
-//! `umqtt::Client` over embassy-net for real: embassy-net's `TcpClient` and
-//! `DnsSocket` through `umqtt::connect::TcpConnector`, on a TAP device
-//! (`embassy-net-tuntap`) inside a network namespace the test creates, to
-//! a Mosquitto inside that namespace, the host name resolved by a dnsmasq
-//! there through embassy-net's DNS socket. The client connects by name,
-//! round trips a QoS 1 message, sees the link drop when the broker is
-//! killed (SIGKILL) and restarted, and connects again through the same
-//! connector. Before that, a connect that cannot complete is dropped, and
+//! The always-connected client (`umqtt::robust::Runner`) over embassy-net
+//! for real: embassy-net's `TcpClient` and `DnsSocket` through
+//! `umqtt::connect::TcpConnector`, on a TAP device (`embassy-net-tuntap`)
+//! inside a network namespace the test creates, to a Mosquitto inside that
+//! namespace, the host name resolved by a dnsmasq there through
+//! embassy-net's DNS socket. The runner connects by name, subscribes and
+//! round trips a QoS 1 message; the broker is killed (SIGKILL) and
+//! restarted; the runner reconnects by itself through the same connector
+//! (its events say so) and resubscribes, a QoS 1 publish made during the
+//! outage completes after the reconnect, and messages published after the
+//! restart arrive. Before that, a connect that cannot complete is dropped, and
 //! the `TcpClient`'s only socket must come back to its pool.
 //!
 //! The test re-executes itself inside the namespace (`ip netns exec`), so
@@ -23,13 +26,19 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Mosquitto, mosquitto_required, on_path, temp_dir};
+use embassy_futures::join::join;
 use embassy_futures::select::{Either, select};
 use embassy_net::dns::DnsSocket;
 use embassy_net::tcp::client::{TcpClient, TcpClientState};
 use embassy_net::{Config, Ipv4Cidr, StackResources, StaticConfigV4};
 use embassy_net_tuntap::TunTapDevice;
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use tokio::sync::mpsc;
 use umqtt::connect::{Connector, TcpConnector};
-use umqtt::{Client, ConnectOptions, Publish, QoS};
+use umqtt::robust::{
+    Backoff, Config as RobustConfig, Event, Hooks, LinkState, Runner, State, Stop,
+};
+use umqtt::{ConnectOptions, QoS};
 
 /// The kernel's end of the TAP link, where Mosquitto and dnsmasq listen.
 const HOST: Ipv4Addr = Ipv4Addr::new(192, 168, 69, 1);
@@ -48,8 +57,9 @@ const CHILD: &str = "UMQTT_EMBASSY_NET_CHILD";
 const WAIT: Duration = Duration::from_secs(20);
 
 #[test]
-fn embassy_net_client_connects_by_name_and_again_after_a_broker_restart() {
-    const TEST: &str = "embassy_net_client_connects_by_name_and_again_after_a_broker_restart";
+fn embassy_net_runner_reconnects_by_itself_after_a_broker_restart_and_resubscribes() {
+    const TEST: &str =
+        "embassy_net_runner_reconnects_by_itself_after_a_broker_restart_and_resubscribes";
     if std::env::var_os(CHILD).is_some() {
         in_namespace(TEST);
         return;
@@ -272,40 +282,107 @@ async fn dropped_connect_returns_its_socket<K: Connector>(mut connector: K) {
     println!("a connect to {NOBODY} dropped while pending");
 }
 
-/// The client part: over connections from `connector`, a round trip, the
-/// broker killed and restarted (the connection must fail), a new
-/// connection through the same connector, a round trip.
-async fn client_part<K: Connector>(mut connector: K, broker: &mut Broker)
-where
-    for<'c> <K::Transport<'c> as embedded_io_async::ErrorType>::Error: std::fmt::Debug,
-{
+/// Sends every event of the runner to the test, in order.
+struct Events(mpsc::UnboundedSender<(Instant, Event)>);
+
+impl Hooks for Events {
+    fn on_event(&mut self, event: &Event) {
+        let _ = self.0.send((Instant::now(), *event));
+    }
+}
+
+/// The next event the runner reports.
+async fn next_event(events: &mut mpsc::UnboundedReceiver<(Instant, Event)>) -> (Instant, Event) {
+    let next = bounded("the next event", events.recv()).await;
+    let (at, event) = next.expect("the runner stopped reporting");
+    println!("event: {event:?}");
+    (at, event)
+}
+
+/// Waits for the event `wanted`, skipping others that `may_skip` allows.
+async fn expect_event(
+    events: &mut mpsc::UnboundedReceiver<(Instant, Event)>,
+    wanted: Event,
+    may_skip: impl Fn(&Event) -> bool,
+) -> Instant {
+    loop {
+        let (at, event) = next_event(events).await;
+        if event == wanted {
+            return at;
+        }
+        assert!(may_skip(&event), "expected {wanted:?}, the runner reported {event:?}");
+    }
+}
+
+/// The client part: the always-connected runner over `connector`
+/// subscribes and round trips a QoS 1 message; the broker is killed and
+/// restarted; the runner reconnects by itself (its events say so) and
+/// resubscribes (the restarted broker kept no session); a QoS 1 publish
+/// made while the link was down completes after the reconnect, and it and
+/// a message published after it arrive through the subscription.
+async fn client_part<K: Connector>(connector: K, broker: &mut Broker) {
+    static STATE: State<CriticalSectionRawMutex, 256, 256, 128, 4> = State::new();
     let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
-    for round in 1..=2u8 {
-        let started = Instant::now();
-        let socket = bounded("connect by name", connector.connect()).await.expect("connector");
-        println!("round {round}: resolved {BROKER_NAME} and connected in {:?}", started.elapsed());
-        let received = std::cell::RefCell::new(Vec::new());
-        let handler = |m: &Publish<'_>| received.borrow_mut().push(m.payload.to_vec());
-        let mut client = Client::new(socket, &mut rx, &mut tx, handler);
-        bounded("CONNACK", client.connect(&ConnectOptions::new("embassy-net"))).await.unwrap();
-        let topic = "embassy-net/round";
-        assert_eq!(
-            bounded("SUBACK", client.subscribe(topic, QoS::AtLeastOnce)).await.unwrap(),
-            QoS::AtLeastOnce
-        );
-        bounded("PUBACK", client.publish(topic, &[round], QoS::AtLeastOnce, false)).await.unwrap();
-        while received.borrow().is_empty() {
-            bounded("the message back", client.wait_msg()).await.unwrap();
-        }
-        assert_eq!(received.take(), vec![vec![round]]);
-        if round == 1 {
-            broker.restart();
-            let lost = bounded("the link drop", client.wait_msg()).await;
-            assert!(lost.is_err(), "the connection outlived its broker: {lost:?}");
-            println!("broker killed and restarted; the connection ended with {lost:?}");
-        } else {
-            bounded("DISCONNECT", client.disconnect()).await.unwrap();
-        }
+    let opts = ConnectOptions::new("embassy-net").clean_session(false).keep_alive_secs(30);
+    let config = RobustConfig {
+        backoff: Backoff {
+            min: embassy_time::Duration::from_millis(200),
+            max: embassy_time::Duration::from_secs(2),
+            ..Backoff::default()
+        },
+        connect_timeout: embassy_time::Duration::from_secs(10),
+        stop_on_auth_refusal: true,
+    };
+    let (tx_events, mut events) = mpsc::unbounded_channel();
+    let (runner, client) = Runner::new(connector, &STATE, &mut rx, &mut tx, opts, config);
+    let mut runner = runner.with_hooks(Events(tx_events));
+    let topic = "embassy-net/robust";
+    let app = async {
+        let mut buf = [0u8; 64];
+        expect_event(&mut events, Event::Connected { session_present: false }, |_| false).await;
+        bounded("SUBACK", client.subscribe(topic, QoS::AtLeastOnce)).await.unwrap();
+        bounded("PUBACK", client.publish(topic, &[1], QoS::AtLeastOnce, false)).await.unwrap();
+        let m = bounded("the message back", client.receive(&mut buf)).await.unwrap();
+        assert_eq!((m.topic, m.payload), (topic, &[1u8][..]));
+
+        broker.restart();
+        let lost = loop {
+            match next_event(&mut events).await {
+                (at, Event::Disconnected { reason }) => break (at, reason),
+                (_, other) => assert!(matches!(other, Event::Resubscribed { .. }), "{other:?}"),
+            }
+        };
+        println!("broker killed and restarted; the connection ended with {:?}", lost.1);
+        // The link is down (nothing runs between this check and the call):
+        // the QoS 1 publish waits for the reconnect.
+        assert_ne!(client.state(), LinkState::Connected);
+        let during_outage = client.publish(topic, &[2], QoS::AtLeastOnce, false);
+        let reconnected = async {
+            let attempt = |e: &Event| {
+                matches!(e, Event::ReconnectAttempt { .. } | Event::Disconnected { .. })
+            };
+            let at =
+                expect_event(&mut events, Event::Connected { session_present: false }, attempt)
+                    .await;
+            expect_event(&mut events, Event::Resubscribed { count: 1 }, |_| false).await;
+            at
+        };
+        let (published, up) = bounded("the reconnect", join(during_outage, reconnected)).await;
+        published.expect("the QoS 1 publish made during the outage completes");
+        println!("reconnected {:?} after the link dropped", up - lost.0);
+        assert!(client.stats().reconnects >= 1, "{:?}", client.stats());
+        // The subscription came back: the message published during the
+        // outage, then one published after the reconnect.
+        let m = bounded("the outage message", client.receive(&mut buf)).await.unwrap();
+        assert_eq!((m.topic, m.payload), (topic, &[2u8][..]));
+        bounded("PUBACK", client.publish(topic, &[3], QoS::AtLeastOnce, false)).await.unwrap();
+        let m = bounded("the message after", client.receive(&mut buf)).await.unwrap();
+        assert_eq!((m.topic, m.payload), (topic, &[3u8][..]));
+        client.close().await;
+    };
+    match bounded("the runner", select(runner.run(), app)).await {
+        Either::First(stop) => assert_eq!(stop, Stop::Closed),
+        Either::Second(()) => panic!("close returned before the runner stopped"),
     }
 }
 
