@@ -114,13 +114,17 @@ fn sub_and_pub_at_qos2_deliver_exactly_once() {
     let stdout = sub.stdout.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
     assert_eq!(lines.next().unwrap().unwrap(), "cli/ready ready");
-    let sent = run(&[
-        "pub", "-p", &port, "-t", "cli/q2", "-m", "two", "-q", "2", "--repeat", "3", "-i",
-        "cli-pub",
-    ]);
-    assert!(sent.status.success(), "pub failed: {}", text(&sent.stderr));
-    let rest: Vec<String> = lines.map(Result::unwrap).collect();
-    assert_eq!(rest, ["cli/q2 two"; 3]);
+    // One message at a time, each published once `sub` printed the one
+    // before, so that each exchange with `sub` is under way before the next
+    // message comes (a burst lets `sub` take its fourth message, and exit,
+    // before the PUBRELs of the earlier ones arrived).
+    for _ in 0..3 {
+        let sent =
+            run(&["pub", "-p", &port, "-t", "cli/q2", "-m", "two", "-q", "2", "-i", "cli-pub"]);
+        assert!(sent.status.success(), "pub failed: {}", text(&sent.stderr));
+        assert_eq!(lines.next().unwrap().unwrap(), "cli/q2 two");
+    }
+    assert!(lines.next().is_none(), "sub printed more than 4 messages");
     let output = finish(sub);
     assert!(output.status.success(), "sub failed: {}", text(&output.stderr));
     assert_eq!(text(&output.stderr), "");
