@@ -5,16 +5,16 @@
 //! counts what arrives. QoS 1: none lost, duplicates counted. QoS 2: none
 //! lost, none duplicated.
 
+mod cli_support;
 mod common;
 
 use std::cell::RefCell;
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
+use cli_support::cli;
 use common::Mosquitto;
 use embedded_io_adapters::std::FromStd;
 use umqtt::blocking::{Client, StdClock};
@@ -22,33 +22,6 @@ use umqtt::{ConnectOptions, Publish, QoS};
 
 const MESSAGES: usize = 1000;
 const KILLS: usize = 20;
-
-/// The `cli` example, built with this test's profile (a no-op when cargo
-/// test already built it).
-fn cli() -> Command {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    let path = PATH.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_owned();
-        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        build.args(["build", "--quiet", "--example", "cli"]);
-        build.current_dir(env!("CARGO_MANIFEST_DIR"));
-        build.env("CARGO_TARGET_DIR", profile_dir.parent().unwrap());
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
-        }
-        let features: Vec<&str> = [("tls", cfg!(feature = "tls")), ("ws", cfg!(feature = "ws"))]
-            .into_iter()
-            .filter_map(|(name, on)| on.then_some(name))
-            .collect();
-        if !features.is_empty() {
-            build.args(["--features", &features.join(",")]);
-        }
-        assert!(build.status().unwrap().success(), "cargo build --example cli failed");
-        profile_dir.join("examples").join("cli")
-    });
-    Command::new(path)
-}
 
 /// xorshift64: the kill moments, reproducible from the printed seed.
 struct Rng(u64);

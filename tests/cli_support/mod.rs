@@ -1,6 +1,6 @@
 //! Running the examples as a user does: the built binaries, bounded in
-//! time, their output as text. Shared by tests/cli.rs and
-//! tests/cli_reconnect.rs.
+//! time, their output as text. Shared by tests/cli.rs,
+//! tests/cli_reconnect.rs and tests/store_kill.rs.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
